@@ -1,0 +1,565 @@
+"""Source-system data generator: seeded, deterministic, realistic shapes, documented defects.
+
+Fills the two source databases (``redshift``: customer, product, brand; ``oltp``: orders, order line items,
+transactions) and writes Google Analytics export files (nested JSON, one file per hour) plus the visitor →
+customer map into the lake's landing zone.
+
+Shapes: repeat buyers (Zipf-like customer popularity), long-tail spend (log-normal prices, 1–5 items per
+order), weekly seasonality (+35 % on weekends), an evening peak within the day, a brand / category /
+subcategory hierarchy, and web sessions that view, favourite, add to cart, abandon and buy.
+
+Defects (``--no-defects`` turns all off). Rates are per row of the table named:
+
+=====================  =========  ==================================================================
+defect                 rate       how it looks
+=====================  =========  ==================================================================
+missing email          2 %        customer.email_address NULL
+out-of-range age       1 %        customer.age in {-3, 0, 7, 130, 212}
+inconsistent gender    1.5 %      customer.gender in {'male', 'FEMALE', 'f', '1', 'X'}
+duplicate id           0.5 %      a second, older customer row with the same customer_id
+missing description    2 %        product.product_description NULL
+unknown order status   0.5 %      orders.order_status 'UNKNOWN' / 'shiped'
+unknown payment        0.5 %      orders.payment_method 'cash??' / ''
+late-arriving rows     0.5 %      orders (with items, transactions) held in oltp ``late.*`` until
+                                  ``deliver-late`` moves them in, after their interval ran
+malformed JSON line    0.2 %      a GA export line cut short
+=====================  =========  ==================================================================
+
+The same seed and scale produce the same data (tested): every random draw comes from one
+``numpy.random.Generator`` in a fixed order, and timestamps are anchored at a fixed end date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from c360 import settings
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+log = logging.getLogger(__name__)
+
+DEFECT_RATES = {
+    "missing_email": 0.02,
+    "age_out_of_range": 0.01,
+    "inconsistent_gender": 0.015,
+    "duplicate_customer_id": 0.005,
+    "missing_description": 0.02,
+    "unknown_order_status": 0.005,
+    "unknown_payment_method": 0.005,
+    "late_arriving": 0.005,
+    "malformed_json": 0.002,
+}
+
+FIRST = np.array("James Mary Robert Patricia John Jennifer Michael Linda David Elizabeth William Barbara Richard "
+                 "Susan Joseph Jessica Thomas Sarah Charles Karen Priya Wei Ana Luis Fatima Omar Yuki Ivan".split())
+LAST = np.array("Smith Johnson Williams Brown Jones Garcia Miller Davis Rodriguez Martinez Hernandez Lopez "
+                "Gonzalez Wilson Anderson Thomas Taylor Moore Jackson Martin Lee Patel Chen Kim Nguyen".split())
+STATES = [  # (state, city, zip prefix, weight)
+    ("California", "Los Angeles", "900", 12), ("California", "San Francisco", "941", 6),
+    ("Texas", "Houston", "770", 8), ("Texas", "Austin", "787", 4), ("New York", "New York", "100", 10),
+    ("Florida", "Miami", "331", 7), ("Illinois", "Chicago", "606", 6), ("Washington", "Seattle", "981", 4),
+    ("Georgia", "Atlanta", "303", 4), ("Massachusetts", "Boston", "021", 4), ("Colorado", "Denver", "802", 3),
+    ("Arizona", "Phoenix", "850", 3), ("Oregon", "Portland", "972", 2), ("Ohio", "Columbus", "432", 3),
+]
+EDUCATION = np.array(["High School", "Bachelor", "Master", "Doctorate", "Associate"])
+MARITAL = np.array(["Single", "Married", "Divorced", "Widowed"])
+OCCUPATION = np.array(["Engineer", "Teacher", "Nurse", "Sales", "Manager", "Student", "Retired", "Designer",
+                       "Accountant", "Self-employed"])
+HOBBIES = np.array(["Reading", "Running", "Cooking", "Gaming", "Travel", "Gardening", "Photography", "Yoga",
+                    "Cycling", "Music"])
+CATEGORIES = {
+    "Apparel": ["Tops", "Dresses", "Jeans", "Outerwear"],
+    "Footwear": ["Sneakers", "Boots", "Sandals"],
+    "Home": ["Kitchen", "Bedding", "Decor"],
+    "Electronics": ["Audio", "Wearables", "Accessories"],
+    "Baby": ["Nursery", "Feeding", "Maternity"],
+    "Beauty": ["Skincare", "Fragrance"],
+}
+BRAND_TYPES = np.array(["Private Label", "National", "Premium", "Designer"])
+COLOURS = np.array(["Black", "White", "Red", "Blue", "Green", "Grey", "Beige"])
+SIZES = np.array(["XS", "S", "M", "L", "XL", "One Size"])
+STATUSES = np.array(["delivered", "shipped", "processing", "cancelled", "returned"])
+STATUS_P = np.array([0.72, 0.10, 0.08, 0.05, 0.05])
+PAYMENTS = np.array(["credit_card", "debit_card", "paypal", "gift_card", "apple_pay"])
+PAYMENT_P = np.array([0.45, 0.25, 0.18, 0.04, 0.08])
+CHANNELS = [("google", "organic", "Organic Search"), ("google", "cpc", "Paid Search"),
+            ("(direct)", "(none)", "Direct"), ("newsletter", "email", "Email"),
+            ("facebook", "social", "Social"), ("partner.example", "referral", "Referral")]
+
+
+@dataclass(frozen=True)
+class Scale:
+    customers: int = 20_000
+    days: int = 30
+    orders_per_day: int = 2_000
+    sessions_per_hour: int = 200
+    ga_days: int = 1
+    end: str = settings.DEMO_DATE  # last generated day (inclusive)
+    seed: int = 42
+    defects: bool = True
+
+    @property
+    def end_ts(self) -> datetime:
+        return datetime.fromisoformat(self.end) + timedelta(days=1)
+
+    @property
+    def start_ts(self) -> datetime:
+        return self.end_ts - timedelta(days=self.days)
+
+
+@dataclass
+class Generated:
+    tables: dict[str, pa.Table] = field(default_factory=dict)
+    late: dict[str, pa.Table] = field(default_factory=dict)
+    ga_files: dict[str, bytes] = field(default_factory=dict)  # relative path -> content
+    visitor_map: bytes = b""
+    defects: dict[str, int] = field(default_factory=dict)
+
+
+def _ts(base: datetime, seconds: np.ndarray) -> np.ndarray:
+    return np.datetime64(base, "us") + (seconds * 1_000_000).astype("int64").astype("timedelta64[us]")
+
+
+def _ids(prefix: str, n: int, start: int = 1) -> np.ndarray:
+    return np.char.add(prefix, np.char.zfill(np.arange(start, start + n).astype(str), 8))
+
+
+def _pick(rng: np.random.Generator, mask_rate: float, n: int, enabled: bool) -> np.ndarray:
+    if not enabled or mask_rate <= 0:
+        return np.zeros(n, dtype=bool)
+    return rng.random(n) < mask_rate
+
+
+def _progress(label: str, done: int, total: int) -> None:
+    if total >= 200_000 and sys.stderr.isatty():
+        width = 30
+        filled = int(width * done / max(total, 1))
+        sys.stderr.write(f"\r{label:<18} [{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,}")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def generate(scale: Scale) -> Generated:
+    import pyarrow as pa
+
+    rng = np.random.default_rng(scale.seed)
+    out = Generated()
+    d = scale.defects
+    end = scale.end_ts
+    hist_seconds = scale.days * 86_400
+
+    # ---- brands ------------------------------------------------------------------------------------
+    n_brands = int(min(400, max(24, scale.customers // 1_000)))
+    brand_ids = _ids("B", n_brands)
+    cats = list(CATEGORIES)
+    brand_cat = rng.integers(0, len(cats), n_brands)
+    out.tables["brand"] = pa.table({
+        "brand_id": brand_ids,
+        "brand_name": np.char.add("Brand ", np.arange(1, n_brands + 1).astype(str)),
+        "parent_company": np.char.add("Holding ", (np.arange(n_brands) % 12 + 1).astype(str)),
+        "description": [f"{cats[c]} brand" for c in brand_cat],
+        "brand_type": BRAND_TYPES[rng.integers(0, len(BRAND_TYPES), n_brands)],
+        "website": np.char.add(np.char.add("https://brand", np.arange(1, n_brands + 1).astype(str)), ".example"),
+        "founded_year": (1950 + rng.integers(0, 70, n_brands)).astype(str),
+        "headquarters": [STATES[i % len(STATES)][1] for i in range(n_brands)],
+        "updated_at": _ts(end - timedelta(days=400), rng.integers(0, 365 * 86_400, n_brands)),
+    })
+
+    # ---- products ----------------------------------------------------------------------------------
+    n_products = int(min(20_000, max(300, scale.customers // 50)))
+    product_brand = rng.integers(0, n_brands, n_products)
+    p_cat = brand_cat[product_brand]
+    p_sub = np.array([CATEGORIES[cats[c]][rng.integers(0, len(CATEGORIES[cats[c]]))] for c in p_cat])
+    list_price = np.round(np.exp(rng.normal(3.4, 0.8, n_products)) + 2, 2)  # long tail, median ~$32
+    sale_price = np.round(list_price * rng.choice([1.0, 0.9, 0.8, 0.7], n_products, p=[0.6, 0.2, 0.15, 0.05]), 2)
+    descr = np.char.add("A ", p_sub).astype(object)
+    descr[_pick(rng, DEFECT_RATES["missing_description"], n_products, d)] = None
+    product_ids = _ids("P", n_products)
+    out.tables["product"] = pa.table({
+        "sku_id": _ids("SKU", n_products),
+        "product_id": product_ids,
+        "product_name": np.char.add(np.char.add(p_sub, " "), np.arange(1, n_products + 1).astype(str)),
+        "product_description": pa.array(descr, type=pa.string()),
+        "product_category": np.array(cats)[p_cat],
+        "product_subcategory": p_sub,
+        "brand_id": brand_ids[product_brand],
+        "product_colour": COLOURS[rng.integers(0, len(COLOURS), n_products)],
+        "product_size": SIZES[rng.integers(0, len(SIZES), n_products)],
+        "list_price": list_price,
+        "sale_price": sale_price,
+        "launched_ts": _ts(end - timedelta(days=1500), rng.integers(0, 1400 * 86_400, n_products)),
+        "updated_at": _ts(end - timedelta(days=120), rng.integers(0, 119 * 86_400, n_products)),
+    })
+
+    # ---- customers ---------------------------------------------------------------------------------
+    n = scale.customers
+    _progress("customers", 0, n)
+    customer_ids = _ids("C", n)
+    first, last = FIRST[rng.integers(0, len(FIRST), n)], LAST[rng.integers(0, len(LAST), n)]
+    gender = rng.choice(np.array(["M", "F", "O", "U"]), n, p=[0.48, 0.48, 0.02, 0.02]).astype(object)
+    weights = np.array([s[3] for s in STATES], dtype=float)
+    loc = rng.choice(len(STATES), n, p=weights / weights.sum())
+    dob_days = rng.integers(18 * 365 + 5, 85 * 365, n)
+    dob = np.datetime64(end, "D") - dob_days.astype("timedelta64[D]")
+    age = ((np.datetime64(end, "D") - dob).astype(int) // 365.25).astype(int)
+    reg = _ts(end - timedelta(days=3 * 365), rng.integers(0, 3 * 365 * 86_400, n))
+    # 40 % of customers changed within the generated history; the rest were last touched at registration.
+    changed = rng.random(n) < 0.4
+    updated = reg.copy()
+    updated[changed] = _ts(scale.start_ts, rng.integers(0, hist_seconds, int(changed.sum())))
+    updated = np.maximum(updated, reg)
+    email = np.char.add(np.char.add(np.char.add(np.char.lower(first), "."), np.char.lower(last)),
+                        np.char.add(np.arange(n).astype(str), "@mail.example")).astype(object)
+    phone = np.char.add("+1-555-", np.char.zfill(rng.integers(0, 10_000_000, n).astype(str), 7)).astype(object)
+    age = age.astype(object)
+    defect_email = _pick(rng, DEFECT_RATES["missing_email"], n, d)
+    defect_age = _pick(rng, DEFECT_RATES["age_out_of_range"], n, d)
+    defect_gender = _pick(rng, DEFECT_RATES["inconsistent_gender"], n, d)
+    email[defect_email] = None
+    age[defect_age] = rng.choice([-3, 0, 7, 130, 212], int(defect_age.sum()))
+    gender[defect_gender] = rng.choice(["male", "FEMALE", "f", "1", "X"], int(defect_gender.sum()))
+    out.defects.update(missing_email=int(defect_email.sum()), age_out_of_range=int(defect_age.sum()),
+                       inconsistent_gender=int(defect_gender.sum()))
+    income = (np.round(np.exp(rng.normal(10.9, 0.5, n)), -3)).astype(int).astype(str)
+    customer = pa.table({
+        "customer_id": customer_ids,
+        "first_name": first,
+        "last_name": last,
+        "gender": pa.array(gender, type=pa.string()),
+        "phone_number": pa.array(phone, type=pa.string()),
+        "email_address": pa.array(email, type=pa.string()),
+        "date_of_birth": dob.astype("datetime64[us]"),
+        "age": pa.array(age, type=pa.int32()),
+        "education_level": EDUCATION[rng.integers(0, len(EDUCATION), n)],
+        "marital_status": MARITAL[rng.choice(len(MARITAL), n, p=[0.42, 0.45, 0.1, 0.03])],
+        "no_of_children": rng.choice(5, n, p=[0.45, 0.2, 0.22, 0.09, 0.04]).astype("int32"),
+        "registration_date": reg,
+        "occupation": OCCUPATION[rng.integers(0, len(OCCUPATION), n)],
+        "hobbies": HOBBIES[rng.integers(0, len(HOBBIES), n)],
+        "annual_income": income,
+        "degree_of_loyalty": rng.integers(1, 6, n).astype("int32"),
+        "mailing_street": np.char.add(rng.integers(1, 9999, n).astype(str), " Main Street"),
+        "city": np.array([s[1] for s in STATES])[loc],
+        "state": np.array([s[0] for s in STATES])[loc],
+        "country": np.full(n, "United States"),
+        "zipcode": np.char.add(np.array([s[2] for s in STATES])[loc], rng.integers(10, 99, n).astype(str)),
+        "updated_at": updated,
+    })
+    dup = np.flatnonzero(_pick(rng, DEFECT_RATES["duplicate_customer_id"], n, d))
+    if len(dup):
+        # A stale second copy (older version, other phone) of the same id, as a Redshift table without keys allows.
+        stale = customer.take(pa.array(dup))
+        stale = stale.set_column(stale.schema.get_field_index("updated_at"), "updated_at",
+                                 pa.array(updated[dup] - np.timedelta64(3, "D")))
+        stale = stale.set_column(stale.schema.get_field_index("phone_number"), "phone_number",
+                                 pa.array(np.char.add("+1-555-", np.char.zfill(dup.astype(str), 7))))
+        customer = pa.concat_tables([customer, stale])
+    out.defects["duplicate_customer_id"] = len(dup)
+    out.tables["customer"] = customer
+    _progress("customers", n, n)
+
+    # ---- orders, line items, transactions ----------------------------------------------------------
+    day_idx = np.arange(scale.days)
+    day_dates = np.datetime64(scale.start_ts, "D") + day_idx.astype("timedelta64[D]")
+    weekday = (day_dates.astype("datetime64[D]").view("int64") - 4) % 7  # 0 = Monday
+    per_day = rng.poisson(scale.orders_per_day * np.where(weekday >= 5, 1.35, 0.87))
+    n_orders = int(per_day.sum())
+    _progress("orders", 0, n_orders)
+    order_day = np.repeat(day_idx, per_day)
+    # evening peak: hour drawn from a mixture centred at 13:00 and 20:00
+    hour = np.clip(np.where(rng.random(n_orders) < 0.6, rng.normal(20, 2.5, n_orders),
+                            rng.normal(13, 3, n_orders)), 0, 23.99)
+    order_secs = order_day * 86_400 + (hour * 3600).astype("int64")
+    order_ts = _ts(scale.start_ts, order_secs)
+    # repeat buyers: customer popularity follows a Zipf-like law over a random permutation
+    popularity = 1.0 / np.arange(1, n + 1) ** 0.9
+    popularity /= popularity.sum()
+    who = rng.permutation(n)[rng.choice(n, n_orders, p=popularity)]
+    order_ids = _ids("O", n_orders)
+    status = STATUSES[rng.choice(len(STATUSES), n_orders, p=STATUS_P)].astype(object)
+    payment = PAYMENTS[rng.choice(len(PAYMENTS), n_orders, p=PAYMENT_P)].astype(object)
+    bad_status = _pick(rng, DEFECT_RATES["unknown_order_status"], n_orders, d)
+    bad_pay = _pick(rng, DEFECT_RATES["unknown_payment_method"], n_orders, d)
+    status[bad_status] = rng.choice(["UNKNOWN", "shiped"], int(bad_status.sum()))
+    payment[bad_pay] = rng.choice(["cash??", ""], int(bad_pay.sum()))
+    out.defects.update(unknown_order_status=int(bad_status.sum()), unknown_payment_method=int(bad_pay.sum()))
+
+    n_items_per = rng.choice([1, 2, 3, 4, 5], n_orders, p=[0.45, 0.27, 0.15, 0.08, 0.05])
+    li_order = np.repeat(np.arange(n_orders), n_items_per)
+    n_li = len(li_order)
+    prod_pop = 1.0 / np.arange(1, n_products + 1) ** 1.05
+    prod_pop /= prod_pop.sum()
+    li_product = rng.permutation(n_products)[rng.choice(n_products, n_li, p=prod_pop)]
+    qty = rng.choice([1, 2, 3, 4], n_li, p=[0.8, 0.13, 0.05, 0.02]).astype("int32")
+    line_value = sale_price[li_product] * qty
+    subtotal = np.bincount(li_order, weights=line_value, minlength=n_orders)
+    discount = np.round(subtotal * rng.choice([0, 0.05, 0.1, 0.2], n_orders, p=[0.7, 0.1, 0.15, 0.05]), 2)
+    shipping = np.where(subtotal >= 50, 0.0, 5.99)
+    total = np.round(subtotal - discount + shipping, 2)
+    delivered = np.isin(status, ["delivered", "returned"])
+    delivery = np.where(delivered, order_secs + rng.integers(2, 8, n_orders) * 86_400, -1)
+    delivery_ts = np.where(delivery >= 0, _ts(scale.start_ts, np.maximum(delivery, 0)), np.datetime64("NaT"))
+    cust_street = customer.column("mailing_street").to_numpy()[:n][who]
+    cust_city = customer.column("city").to_numpy()[:n][who]
+    address = np.char.add(np.char.add(cust_street.astype(str), ", "), cust_city.astype(str))
+    txn_ids = _ids("T", n_orders)
+    order_updated = np.where(delivery >= 0, _ts(scale.start_ts, np.maximum(delivery, 0)), order_ts)
+    orders = pa.table({
+        "order_id": order_ids,
+        "customer_id": customer_ids[who],
+        "order_date": order_ts,
+        "order_status": pa.array(status, type=pa.string()),
+        "order_delivery_date": pa.array(delivery_ts, mask=np.isnat(delivery_ts)),
+        "discounted_amount": discount,
+        "shipping_amount": shipping,
+        "total_amount": total,
+        "payment_method": pa.array(payment, type=pa.string()),
+        "billing_address": address,
+        "shipping_address": address,
+        "transaction_id": txn_ids,
+        "updated_at": order_updated,
+    })
+    li_secs = order_secs[li_order] + rng.integers(0, 30, n_li)
+    items = pa.table({
+        "order_li_id": _ids("L", n_li),
+        "order_id": order_ids[li_order],
+        "product_id": product_ids[li_product],
+        "qty": qty,
+        "created_at": _ts(scale.start_ts, li_secs),
+    })
+    txn_secs = order_secs + rng.integers(1, 90, n_orders)
+    processed = txn_secs + rng.exponential(20, n_orders).astype("int64") + 1
+    # returned orders are refunded: a second, negative transaction a few days later
+    refund_idx = np.flatnonzero(status == "returned")
+    refund_secs = order_secs[refund_idx] + 9 * 86_400
+    keep_refund = refund_secs < hist_seconds
+    refund_idx, refund_secs = refund_idx[keep_refund], refund_secs[keep_refund]
+    txns = pa.table({
+        "transaction_id": np.concatenate([txn_ids, np.char.add(txn_ids[refund_idx], "R")]),
+        "order_id": np.concatenate([order_ids, order_ids[refund_idx]]),
+        "amount": np.concatenate([total, -total[refund_idx]]),
+        "payment_method": pa.array(np.concatenate([payment, payment[refund_idx]]), type=pa.string()),
+        "transaction_ts": _ts(scale.start_ts, np.concatenate([txn_secs, refund_secs])),
+        "processed_ts": _ts(scale.start_ts, np.concatenate([processed, refund_secs + 60])),
+        "updated_at": _ts(scale.start_ts, np.concatenate([processed, refund_secs + 60])),
+    })
+    # late arrivals: hold back some orders with their items and transactions
+    late = np.flatnonzero(_pick(rng, DEFECT_RATES["late_arriving"], n_orders, d))
+    late_ids = pa.array(order_ids[late])
+    out.defects["late_arriving"] = len(late)
+    for name, table in (("orders", orders), ("order_line_item", items), ("transactions", txns)):
+        import pyarrow.compute as pc
+
+        is_late = pc.is_in(table.column("order_id"), value_set=late_ids)
+        out.late[name] = table.filter(is_late)
+        out.tables[name] = table.filter(pc.invert(is_late))
+    _progress("orders", n_orders, n_orders)
+
+    # ---- web analytics (GA export) -----------------------------------------------------------------
+    _web_analytics(rng, scale, out, customer_ids, product_ids, out.tables["product"], out.tables["brand"])
+    return out
+
+
+def _web_analytics(rng, scale: Scale, out: Generated, customer_ids, product_ids, product, brand) -> None:
+    n = len(customer_ids)
+    # visitor map: 70 % of customers have a known web visitor id; some have two devices
+    known = np.flatnonzero(rng.random(n) < 0.7)
+    visitors = np.char.add("V", np.char.zfill(np.arange(len(known)).astype(str), 10))
+    second = known[rng.random(len(known)) < 0.15]
+    visitors2 = np.char.add("W", np.char.zfill(np.arange(len(second)).astype(str), 10))
+    lines = ["fullVisitorId,customer_id"]
+    lines += [f"{v},{customer_ids[c]}" for v, c in zip(visitors, known, strict=True)]
+    lines += [f"{v},{customer_ids[c]}" for v, c in zip(visitors2, second, strict=True)]
+    out.visitor_map = ("\n".join(lines) + "\n").encode()
+    all_visitors = np.concatenate([visitors, visitors2])
+
+    names = product.column("product_name").to_numpy(zero_copy_only=False)
+    cats = product.column("product_category").to_numpy(zero_copy_only=False)
+    subs = product.column("product_subcategory").to_numpy(zero_copy_only=False)
+    prices = product.column("sale_price").to_numpy()
+    b_of_p = product.column("brand_id").to_numpy(zero_copy_only=False)
+    brand_name = dict(zip(brand.column("brand_id").to_pylist(), brand.column("brand_name").to_pylist(),
+                          strict=True))
+    n_products = len(product_ids)
+    prod_pop = 1.0 / np.arange(1, n_products + 1) ** 1.05
+    prod_pop /= prod_pop.sum()
+    order_seq = 0
+    malformed = 0
+    first_day = scale.end_ts - timedelta(days=scale.ga_days)
+    for h in range(scale.ga_days * 24):
+        hour_start = first_day + timedelta(hours=h)
+        k = int(rng.poisson(scale.sessions_per_hour * (1.4 if 18 <= hour_start.hour <= 22 else 0.85)))
+        rows = []
+        anon = rng.random(k) < 0.3
+        vid = np.where(anon, np.char.add("A", rng.integers(0, 10**9, k).astype(str)),
+                       all_visitors[rng.integers(0, len(all_visitors), k)])
+        starts = rng.integers(0, 3600, k)
+        for i in range(k):
+            visit_start = int((hour_start + timedelta(seconds=int(starts[i]))).timestamp())
+            src, medium, channel = CHANNELS[int(rng.integers(0, len(CHANNELS)))]
+            hits, t = [], 0
+            n_views = int(rng.integers(1, 8))
+            bought = []
+            for hn in range(n_views):
+                p = int(rng.choice(n_products, p=prod_pop))
+                t += int(rng.integers(5_000, 90_000))
+                prod = {"productSKU": product_ids[p], "v2ProductName": names[p],
+                        "v2ProductCategory": f"{cats[p]}/{subs[p]}", "productBrand": brand_name[b_of_p[p]],
+                        "productPrice": int(round(prices[p] * 1_000_000)), "productQuantity": 1}
+                hits.append({"hitNumber": len(hits) + 1, "time": t, "type": "PAGE",
+                             "eCommerceAction": {"action_type": "2"}, "product": [prod]})
+                r = rng.random()
+                if r < 0.12:
+                    t += int(rng.integers(2_000, 20_000))
+                    hits.append({"hitNumber": len(hits) + 1, "time": t, "type": "EVENT",
+                                 "eventInfo": {"eventCategory": "ecommerce", "eventAction": "add_to_wishlist"},
+                                 "eCommerceAction": {"action_type": "0"}, "product": [prod]})
+                elif r < 0.35:
+                    t += int(rng.integers(2_000, 20_000))
+                    q = int(rng.choice([1, 1, 1, 2]))
+                    hits.append({"hitNumber": len(hits) + 1, "time": t, "type": "EVENT",
+                                 "eventInfo": {"eventCategory": "ecommerce", "eventAction": "add_to_cart"},
+                                 "eCommerceAction": {"action_type": "3"},
+                                 "product": [{**prod, "productQuantity": q}]})
+                    bought.append({**prod, "productQuantity": q})
+                del hn
+            # 40 % of carts are bought, the rest abandoned
+            txn = None
+            if bought and rng.random() < 0.4:
+                order_seq += 1
+                t += int(rng.integers(10_000, 120_000))
+                revenue = sum(b["productPrice"] * b["productQuantity"] for b in bought)
+                txn = f"W{hour_start:%Y%m%d%H}{order_seq:06d}"
+                hits.append({"hitNumber": len(hits) + 1, "time": t, "type": "PAGE",
+                             "eCommerceAction": {"action_type": "6"}, "product": bought,
+                             "transaction": {"transactionId": txn, "transactionRevenue": revenue}})
+            session = {
+                "fullVisitorId": str(vid[i]), "visitId": visit_start, "visitNumber": int(rng.integers(1, 20)),
+                "visitStartTime": visit_start, "date": hour_start.strftime("%Y%m%d"),
+                "totals": {"visits": 1, "hits": len(hits), "pageviews": sum(h_["type"] == "PAGE" for h_ in hits),
+                           "timeOnSite": t // 1000, "bounces": 1 if len(hits) == 1 else None,
+                           "transactions": 1 if txn else None,
+                           "transactionRevenue": hits[-1]["transaction"]["transactionRevenue"] if txn else None},
+                "trafficSource": {"source": src, "medium": medium, "campaign": "(not set)"},
+                "channelGrouping": channel,
+                "device": {"deviceCategory": str(rng.choice(["desktop", "mobile", "tablet"], p=[0.4, 0.52, 0.08])),
+                           "browser": "Chrome", "operatingSystem": "Android"},
+                "geoNetwork": {"country": "United States", "region": STATES[int(rng.integers(0, len(STATES)))][0]},
+                "customDimensions": [{"index": 4, "value": "US"}],
+                "hits": hits,
+            }
+            line = json.dumps(session, separators=(",", ":"))
+            if scale.defects and rng.random() < DEFECT_RATES["malformed_json"]:
+                line = line[: len(line) // 2]  # cut short, as a truncated export line
+                malformed += 1
+            rows.append(line)
+        rel = f"dt={hour_start:%Y-%m-%d}/hr={hour_start:%H}/ga_sessions_{hour_start:%Y%m%d_%H}.json"
+        out.ga_files[rel] = ("\n".join(rows) + "\n").encode()
+    out.defects["malformed_json"] = malformed
+
+
+# ---- writing ---------------------------------------------------------------------------------------------
+
+
+def _copy_table(conn, name: str, table: pa.Table, chunk_rows: int = 500_000) -> None:
+    import pyarrow.csv as pacsv
+
+    cols = ", ".join(f'"{c}"' for c in table.column_names)
+    with conn.cursor() as cur, cur.copy(f"COPY {name} ({cols}) FROM STDIN WITH (FORMAT csv)") as copy:
+        for offset in range(0, table.num_rows, chunk_rows):
+            buf = io.BytesIO()
+            pacsv.write_csv(table.slice(offset, chunk_rows), buf,
+                            pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+            copy.write(buf.getvalue())
+            _progress(f"copy {name}", min(offset + chunk_rows, table.num_rows), table.num_rows)
+
+
+def load_sources(data: Generated) -> dict[str, int]:
+    """Recreate the source tables and fill them. Returns row counts."""
+    from c360 import pg
+
+    counts: dict[str, int] = {}
+    for system, ddl, names in (("redshift", "redshift.sql", ("brand", "product", "customer")),
+                               ("oltp", "oltp.sql", ("orders", "order_line_item", "transactions"))):
+        conn_id = settings.DATABASES[system]
+        with pg.connect(conn_id) as conn:
+            conn.execute((settings.SQL_DIR / "sources" / ddl).read_text())
+            for name in names:
+                _copy_table(conn, name, data.tables[name])
+                counts[name] = data.tables[name].num_rows
+                if name in data.late:
+                    _copy_table(conn, f"late.{name}", data.late[name])
+            conn.execute("analyze")
+    return counts
+
+
+def write_landing(data: Generated) -> int:
+    from c360 import lake
+
+    root = lake.path(f"{settings.landing_uri()}/web_analytics")
+    if root.exists():
+        root.rmdir(recursive=True)
+    for rel, content in data.ga_files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(content)
+    vm = root / "visitor_map" / "visitor_map.csv"
+    vm.parent.mkdir(parents=True, exist_ok=True)
+    vm.write_bytes(data.visitor_map)
+    return len(data.ga_files)
+
+
+def deliver_late() -> dict[str, int]:
+    """Move the held-back late rows into the OLTP tables (they now 'arrive')."""
+    from c360 import pg
+
+    moved = {}
+    with pg.connect(settings.OLTP_CONN_ID) as conn:
+        for name in ("orders", "order_line_item", "transactions"):
+            cur = conn.execute(f"insert into {name} select * from late.{name}")  # constant names
+            moved[name] = cur.rowcount
+            conn.execute(f"truncate late.{name}")
+    return moved
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m c360.generator", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    gen = sub.add_parser("generate", help="recreate and fill the source systems and the landing zone")
+    defaults = Scale()
+    for name in ("customers", "days", "orders_per_day", "sessions_per_hour", "ga_days", "seed"):
+        gen.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
+    gen.add_argument("--end", default=defaults.end, help="last generated day, YYYY-MM-DD")
+    gen.add_argument("--no-defects", action="store_true", help="generate clean data")
+    sub.add_parser("deliver-late", help="insert the held-back late-arriving OLTP rows")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    settings.apply_runtime_env()
+    if args.command == "deliver-late":
+        print(json.dumps(deliver_late()))
+        return 0
+    scale = Scale(customers=args.customers, days=args.days, orders_per_day=args.orders_per_day,
+                  sessions_per_hour=args.sessions_per_hour, ga_days=args.ga_days, end=args.end, seed=args.seed,
+                  defects=not args.no_defects)
+    data = generate(scale)
+    counts = load_sources(data)
+    files = write_landing(data)
+    print(json.dumps({"rows": counts, "ga_files": files, "defects": data.defects}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+

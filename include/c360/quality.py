@@ -1,0 +1,150 @@
+"""The quality gate: verify a Soda v4 contract on the staged table, record results and the score.
+
+Severity: a check whose fail-level threshold is breached is *failed* and blocks the publish; a check whose
+``level: warn`` threshold is breached is *warned* and publishes. The score of a run is
+``100 * passed / (passed + warned + failed)`` (checks Soda could not evaluate are counted apart and left
+out); the same function computes it everywhere (:func:`score`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from c360 import pg, settings
+
+if TYPE_CHECKING:
+    from c360.registry import Dataset
+    from c360.steps import Interval
+
+log = logging.getLogger(__name__)
+
+OUTCOMES = {"PASSED": "passed", "WARN": "warned", "FAILED": "failed", "NOT_EVALUATED": "not_evaluated"}
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    check_name: str
+    column_name: str | None
+    outcome: str  # passed | warned | failed | not_evaluated
+    measured_value: float | None
+    threshold: str | None
+    severity: str  # blocking | warning
+
+
+class QualityGateFailed(RuntimeError):
+    pass
+
+
+def score(results: list[CheckResult]) -> float | None:
+    evaluated = [r for r in results if r.outcome != "not_evaluated"]
+    if not evaluated:
+        return None
+    return round(100.0 * sum(r.outcome == "passed" for r in evaluated) / len(evaluated), 2)
+
+
+def _data_source_yaml(name: str) -> str:
+    p = pg.conn_params(settings.WAREHOUSE_CONN_ID)
+    import yaml
+
+    return yaml.safe_dump({
+        "type": "postgres",
+        "name": name,
+        "connection": {
+            "host": p.get("host", "localhost"),
+            "port": p.get("port", 5432),
+            "database": p["dbname"],
+            "user": p.get("user", "postgres"),
+            "password": p.get("password", ""),
+        },
+    })
+
+
+def _measured(result) -> float | None:
+    values = result.diagnostic_metric_values or {}
+    for key in ("missing_percent", "invalid_percent", "duplicate_percent", "check_value", "row_count",
+                "missing_count", "invalid_count", "duplicate_count"):
+        if isinstance(values.get(key), int | float):
+            return float(values[key])
+    numeric = [v for v in values.values() if isinstance(v, int | float)]
+    return float(numeric[0]) if numeric else None
+
+
+def _threshold_text(check) -> str | None:
+    parts = [str(t).replace("\n", " ") for t in (check.threshold, check.warn_threshold) if t is not None]
+    return "; ".join(parts) or None
+
+
+def verify(contract_path: Path) -> list[CheckResult]:
+    """Run the contract against the warehouse and return one result per check."""
+    os.environ.setdefault("SODA_CORE_TELEMETRY_ENABLED", "false")
+    from soda_core.contracts import verify_contract_locally
+
+    with tempfile.TemporaryDirectory(prefix="c360-soda-") as tmp:
+        ds_file = Path(tmp) / "data_source.yml"
+        ds_file.write_text(_data_source_yaml(settings.WAREHOUSE_CONN_ID))
+        ds_file.chmod(0o600)  # holds the warehouse password when one is set
+        session = verify_contract_locally(data_source_file_path=str(ds_file), contract_file_path=str(contract_path))
+    if session.has_errors:
+        raise QualityGateFailed(f"Soda could not verify {contract_path}: {session.get_errors_str()}")
+    results: list[CheckResult] = []
+    for contract_result in session.contract_verification_results:
+        for r in contract_result.check_results:
+            check = r.check
+            fail_level = check.threshold is None or getattr(check.threshold, "level", "fail") == "fail"
+            outcome = OUTCOMES.get(r.outcome.name, "not_evaluated")
+            results.append(CheckResult(
+                check_name=check.name or check.relative_path,
+                column_name=check.column_name,
+                outcome=outcome,
+                measured_value=_measured(r),
+                threshold=_threshold_text(check),
+                # what this result can do to the run: a warned outcome never blocks
+                severity="blocking" if fail_level and outcome != "warned" else "warning",
+            ))
+    if not results:
+        raise QualityGateFailed(f"Soda returned no check results for {contract_path}")
+    return results
+
+
+def record(ds_name: str, interval: Interval, results: list[CheckResult]) -> float | None:
+    """Replace this run's rows in quality.check_results and quality.dataset_scores (one transaction)."""
+    from c360.steps import sql_file
+
+    s = score(results)
+    counts = {o: sum(r.outcome == o for r in results) for o in ("passed", "warned", "failed", "not_evaluated")}
+    key = {"dataset": ds_name, "run_id": interval.run_id}
+    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
+        conn.execute(sql_file("warehouse/bootstrap.sql"))
+        conn.execute(sql_file("quality/delete_run.sql"), key)
+        with conn.cursor() as cur:
+            cur.executemany(sql_file("quality/insert_check.sql"), [
+                {**key, "start": interval.start, "end": interval.end, "check": r.check_name,
+                 "column": r.column_name, "outcome": r.outcome, "value": r.measured_value,
+                 "threshold": r.threshold, "severity": r.severity}
+                for r in results
+            ])
+        conn.execute(sql_file("quality/insert_score.sql"), {
+            **key, "start": interval.start, "end": interval.end, "score": s, **counts,
+        })
+    return s
+
+
+def gate(ds: Dataset, interval: Interval) -> dict:
+    """Verify, record, then fail on blocking checks. Warnings are logged (and alerted by the callback)."""
+    results = verify(ds.contract_path)
+    s = record(ds.name, interval, results)
+    failed = [r for r in results if r.outcome == "failed"]
+    warned = [r for r in results if r.outcome == "warned"]
+    for r in warned:
+        log.warning("quality warning %s: %s measured %s (%s)", ds.name, r.check_name, r.measured_value, r.threshold)
+    if failed:
+        listing = "; ".join(f"{r.check_name}: measured {r.measured_value} ({r.threshold})" for r in failed)
+        raise QualityGateFailed(
+            f"{ds.name}: {len(failed)} blocking check(s) failed, the published table is left as it was: {listing}"
+        )
+    return {"score": s, "passed": sum(r.outcome == "passed" for r in results), "warned": len(warned)}

@@ -1,0 +1,214 @@
+"""The typed dataset registry: ``datasets.yaml`` parsed into frozen pydantic models.
+
+Validation happens when DAG files are parsed: an unknown key, a business key that is not a column, a
+schedule that is no cron expression or a contract file that does not exist fails parsing with a message
+naming the dataset and the field.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from c360 import settings
+
+REGISTRY_FILE = Path(__file__).with_name("datasets.yaml")
+
+ColumnType = Literal["string", "int", "bigint", "double", "timestamp", "date", "boolean"]
+
+# Postgres column types for the published tables.
+PG_TYPES: dict[str, str] = {
+    "string": "text",
+    "int": "integer",
+    "bigint": "bigint",
+    "double": "double precision",
+    "timestamp": "timestamp",
+    "date": "date",
+    "boolean": "boolean",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Column(_Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    type: ColumnType
+    nullable: bool = True
+    pii: bool = False
+    description: str = ""
+
+    @property
+    def pg_type(self) -> str:
+        return PG_TYPES[self.type]
+
+
+class Cadence(_Strict):
+    schedule: str
+    full_refresh_schedule: str | None = None
+
+    @field_validator("schedule", "full_refresh_schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        from croniter import croniter
+
+        if not croniter.is_valid(value):
+            raise ValueError(f"{value!r} is not a cron expression")
+        return value
+
+
+class Source(_Strict):
+    system: Literal["redshift", "oltp", "ga_export"]
+    conn_id: str | None = None
+    table: str | None = None
+    path: str | None = None
+    watermark: str
+
+    @model_validator(mode="after")
+    def _shape(self) -> Source:
+        if self.system == "ga_export":
+            if not self.path:
+                raise ValueError("a ga_export source needs 'path' (folder under the landing zone)")
+        elif not (self.conn_id and self.table):
+            raise ValueError(f"a {self.system} source needs 'conn_id' and 'table'")
+        return self
+
+
+class Transform(_Strict):
+    spark_job: str
+
+
+class Output(_Strict):
+    table: str = Field(pattern=r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
+
+    @property
+    def schema_name(self) -> str:
+        return self.table.split(".", 1)[0]
+
+    @property
+    def table_name(self) -> str:
+        return self.table.split(".", 1)[1]
+
+
+class Dataset(_Strict):
+    name: str
+    description: str
+    owner: str
+    status: Literal["active", "planned"]
+    cadence: Cadence
+    source: Source
+    business_key: tuple[str, ...] = Field(min_length=1)
+    version_column: str
+    columns: tuple[Column, ...] = Field(min_length=1)
+    transform: Transform
+    contract: str
+    outputs: tuple[Output, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Dataset:
+        names = [c.name for c in self.columns]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ValueError(f"duplicate columns {sorted(dupes)}")
+        for field, cols in (
+            ("business_key", self.business_key),
+            ("version_column", (self.version_column,)),
+            ("source.watermark", () if self.source.system == "ga_export" else (self.source.watermark,)),
+        ):
+            missing = [c for c in cols if c not in names]
+            if missing:
+                raise ValueError(f"{field} names columns that are not declared: {missing}")
+        if self.status == "active":
+            for field, path in (
+                ("contract", settings.PROJECT_DIR / self.contract),
+                ("transform.spark_job", settings.SPARK_DIR / self.transform.spark_job),
+            ):
+                if not path.is_file():
+                    raise ValueError(f"{field}: file {path} does not exist")
+        return self
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def output(self) -> Output:
+        return self.outputs[0]
+
+    @property
+    def contract_path(self) -> Path:
+        return settings.PROJECT_DIR / self.contract
+
+    @property
+    def dag_id(self) -> str:
+        return f"{self.name}_{cadence_label(self.cadence.schedule)}"
+
+
+class Registry(_Strict):
+    datasets: dict[str, Dataset]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inject_names(cls, data: dict) -> dict:
+        if isinstance(data, dict) and isinstance(data.get("datasets"), dict):
+            data = dict(data)
+            data["datasets"] = {
+                name: {**spec, "name": name} if isinstance(spec, dict) else spec
+                for name, spec in data["datasets"].items()
+            }
+        return data
+
+    def active(self) -> list[Dataset]:
+        return [d for d in self.datasets.values() if d.status == "active"]
+
+    def __getitem__(self, name: str) -> Dataset:
+        try:
+            return self.datasets[name]
+        except KeyError:
+            raise KeyError(f"no dataset {name!r} in {REGISTRY_FILE}; known: {sorted(self.datasets)}") from None
+
+
+class RegistryError(ValueError):
+    pass
+
+
+def cadence_label(cron: str) -> str:
+    """A word for the DAG id: daily, hourly, weekly, monthly, or every_<n>_minutes."""
+    minute, hour, dom, month, dow = cron.split()
+    if minute.startswith("*/") and hour == "*":
+        return f"every_{minute[2:]}_minutes"
+    if hour == "*" and dom == month == dow == "*":
+        return "hourly"
+    if dom == month == dow == "*":
+        return "daily"
+    if dom == month == "*" and dow != "*":
+        return "weekly"
+    if dom != "*" and month == "*" and dow == "*":
+        return "monthly"
+    return "scheduled"
+
+
+def parse_registry(text: str, source: str = "<string>") -> Registry:
+    try:
+        data = yaml.safe_load(text)
+        return Registry.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"invalid dataset registry {source}:"]
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"])
+            lines.append(f"  {where}: {err['msg']}")
+        raise RegistryError("\n".join(lines)) from None
+    except yaml.YAMLError as exc:
+        raise RegistryError(f"invalid dataset registry {source}: {exc}") from None
+
+
+@functools.cache
+def load_registry(path: Path = REGISTRY_FILE) -> Registry:
+    return parse_registry(path.read_text(), source=str(path))

@@ -1,0 +1,138 @@
+"""Spark job: raw (CSV as extracted) → stage (typed, deduplicated Parquet) + quarantine (rejected rows).
+
+One job serves every tabular dataset; what differs (columns, types, business key, version column) comes in
+``--spec`` from the dataset registry. Every raw row ends up in exactly one of stage or quarantine, so
+``raw = stage + quarantine`` (the load task checks it):
+
+* a value that does not parse as its declared type → quarantine, reason names the column and the value;
+* a required column that is empty → quarantine;
+* several rows with one business key → the latest by the version column is staged, the others are
+  quarantined as superseded (ties broken by the row's full content, so reruns pick the same row).
+
+Blank strings are read as NULL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from functools import reduce
+
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+SPARK_TYPES = {
+    "string": "string",
+    "int": "int",
+    "bigint": "bigint",
+    "double": "double",
+    "timestamp": "timestamp_ntz",
+    "date": "date",
+    "boolean": "boolean",
+}
+REASON = "_reject_reason"
+SOURCE_FILE = "_source_file"
+
+
+def read_raw(spark: SparkSession, uri: str, columns: list[dict]) -> DataFrame:
+    """Read the extracted CSV with every column as a string, plus the file each row came from."""
+    schema = ", ".join(f"`{c['name']}` string" for c in columns)
+    df = spark.read.csv(uri, header=True, schema=schema, mode="PERMISSIVE", enforceSchema=False)
+    return df.withColumn(SOURCE_FILE, F.col("_metadata.file_name"))
+
+
+def _blank_to_null(c: Column) -> Column:
+    return F.when(F.trim(c) == "", None).otherwise(c)
+
+
+def cast_and_validate(df: DataFrame, columns: list[dict]) -> DataFrame:
+    """Typed columns plus ``_reject_reason`` (NULL for a good row); raw strings kept as ``_raw_<name>``.
+
+    Built as flat selects (not a withColumn loop): one projection per stage keeps the plan small.
+    """
+    raw = df.select(
+        *[_blank_to_null(F.col(f"`{c['name']}`")).alias(f"_raw_{c['name']}") for c in columns], SOURCE_FILE
+    )
+    typed = []
+    for c in columns:
+        name, spark_type = c["name"], SPARK_TYPES[c["type"]]
+        r = F.col(f"_raw_{name}")
+        typed.append((r if spark_type == "string" else r.try_cast(spark_type)).alias(name))
+    out = raw.select("*", *typed)
+    reasons: list[Column] = []
+    for c in columns:
+        name = c["name"]
+        r = F.col(f"_raw_{name}")
+        if SPARK_TYPES[c["type"]] != "string":
+            reasons.append(F.when(
+                r.isNotNull() & F.col(name).isNull(),
+                F.format_string(f"{name}: '%s' is not a valid {c['type']}", r),
+            ))
+        if not c.get("nullable", True):
+            reasons.append(F.when(r.isNull(), F.lit(f"{name}: required value is missing")))
+    reason = F.concat_ws("; ", *reasons) if reasons else F.lit("")
+    return out.select("*", F.when(reason == "", None).otherwise(reason).alias(REASON))
+
+
+def deduplicate(df: DataFrame, business_key: list[str], version_column: str, value_columns: list[str]) -> DataFrame:
+    """Mark all but the latest version of each business key as superseded (in ``_reject_reason``)."""
+    tie_break = [F.col(c).desc_nulls_last() for c in value_columns if c != version_column]
+    window = Window.partitionBy(*business_key).orderBy(F.col(version_column).desc_nulls_last(), *tie_break)
+    key_text = F.concat_ws(", ", *[F.format_string(f"{k}=%s", F.col(k)) for k in business_key])
+    ranked = df.withColumn("_rank", F.row_number().over(window))
+    return ranked.withColumn(
+        REASON,
+        F.when(
+            F.col("_rank") > 1,
+            F.concat(F.lit("superseded: a newer version of "), key_text, F.lit(" is in the same interval")),
+        ),
+    ).drop("_rank")
+
+
+def split(df: DataFrame, columns: list[dict], business_key: list[str], version_column: str) -> tuple[DataFrame, DataFrame]:
+    """raw strings → (stage rows with typed columns, quarantine rows with raw values and a reason)."""
+    names = [c["name"] for c in columns]
+    checked = cast_and_validate(df, columns)
+    invalid = checked.filter(F.col(REASON).isNotNull())
+    valid = deduplicate(checked.filter(F.col(REASON).isNull()), business_key, version_column, names)
+    stage = valid.filter(F.col(REASON).isNull()).select(*names)
+    superseded = valid.filter(F.col(REASON).isNotNull())
+    raw_cols = [F.col(f"_raw_{n}").alias(n) for n in names]
+    quarantine = reduce(
+        DataFrame.unionByName,
+        [q.select(*raw_cols, REASON, SOURCE_FILE) for q in (invalid, superseded)],
+    )
+    return stage, quarantine
+
+
+def run(spark: SparkSession, spec: dict, raw_uri: str, stage_uri: str, quarantine_uri: str) -> dict[str, int]:
+    raw = read_raw(spark, raw_uri, spec["columns"]).cache()
+    stage, quarantine = split(raw, spec["columns"], spec["business_key"], spec["version_column"])
+    stage.write.mode("overwrite").parquet(stage_uri)
+    quarantine.write.mode("overwrite").parquet(quarantine_uri)
+    counts = {"raw": raw.count()}
+    raw.unpersist()
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--spec", required=True, help="JSON: columns, business_key, version_column")
+    parser.add_argument("--raw", required=True)
+    parser.add_argument("--stage", required=True)
+    parser.add_argument("--quarantine", required=True)
+    args = parser.parse_args(argv)
+    spec = json.loads(args.spec)
+    spark = SparkSession.builder.appName(f"c360_stage_{args.dataset}").getOrCreate()
+    try:
+        counts = run(spark, spec, args.raw, args.stage, args.quarantine)
+    finally:
+        spark.stop()
+    print(json.dumps({"dataset": args.dataset, **counts}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

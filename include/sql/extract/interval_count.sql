@@ -1,0 +1,1 @@
+select count(*) from {table} where {watermark} >= %(start)s and {watermark} < %(end)s

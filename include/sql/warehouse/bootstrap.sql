@@ -1,0 +1,49 @@
+-- Warehouse schemas: published tables (c360), write-audit-publish staging, quality results, publish log.
+create schema if not exists c360;
+create schema if not exists staging;
+create schema if not exists quality;
+create schema if not exists meta;
+
+-- One row per check per DAG run; a rerun of the same run replaces its rows (delete + insert, one transaction).
+create table if not exists quality.check_results (
+    dataset        text        not null,
+    interval_start timestamptz not null,
+    interval_end   timestamptz not null,
+    dag_run_id     text        not null,
+    check_name     text        not null,
+    column_name    text,
+    outcome        text        not null check (outcome in ('passed', 'warned', 'failed', 'not_evaluated')),
+    measured_value double precision,
+    threshold      text,
+    severity       text        not null check (severity in ('blocking', 'warning')),
+    checked_at     timestamptz not null default now(),
+    primary key (dataset, dag_run_id, check_name)
+);
+
+-- Score per dataset per DAG run: 100 * passed / evaluated (see quality/README.md).
+create table if not exists quality.dataset_scores (
+    dataset              text        not null,
+    interval_start       timestamptz not null,
+    interval_end         timestamptz not null,
+    dag_run_id           text        not null,
+    score                numeric(5, 2),
+    checks_passed        int         not null,
+    checks_warned        int         not null,
+    checks_failed        int         not null,
+    checks_not_evaluated int         not null,
+    scored_at            timestamptz not null default now(),
+    primary key (dataset, dag_run_id)
+);
+
+create table if not exists meta.publish_log (
+    dataset        text        not null,
+    table_name     text        not null,
+    interval_start timestamptz not null,
+    interval_end   timestamptz not null,
+    dag_run_id     text        not null,
+    mode           text        not null,
+    rows_in_batch  bigint      not null,
+    rows_published bigint      not null,
+    published_at   timestamptz not null default now(),
+    primary key (dataset, dag_run_id)
+);
