@@ -15,6 +15,7 @@ Blank strings are read as NULL.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import sys
 from functools import reduce
@@ -119,12 +120,12 @@ def run(spark: SparkSession, spec: dict, raw_uri: str, stage_uri: str, quarantin
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", required=True)
-    parser.add_argument("--spec", required=True, help="JSON: columns, business_key, version_column")
+    parser.add_argument("--spec", required=True, help="base64 JSON: columns, business_key, version_column")
     parser.add_argument("--raw", required=True)
     parser.add_argument("--stage", required=True)
     parser.add_argument("--quarantine", required=True)
     args = parser.parse_args(argv)
-    spec = json.loads(args.spec)
+    spec = json.loads(base64.b64decode(args.spec))
     spark = SparkSession.builder.appName(f"c360_stage_{args.dataset}").getOrCreate()
     try:
         counts = run(spark, spec, args.raw, args.stage, args.quarantine)

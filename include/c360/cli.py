@@ -1,0 +1,282 @@
+"""The project's commands (called by the Makefile): setup, demo, up, down, psql, env.
+
+    python -m c360.cli demo     # generate sources, run every DAG for the demo interval, print a summary
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from c360 import settings
+
+log = logging.getLogger("c360")
+
+API_HOST = "127.0.0.1"
+
+
+def setup() -> Path:
+    """Start the embedded PostgreSQL (unless connections point elsewhere), create databases, migrate Airflow."""
+    from c360 import pg
+
+    settings.state_dir().mkdir(parents=True, exist_ok=True)
+    socket_dir = pg.start_embedded()
+    pg.ensure_databases(socket_dir)
+    env = settings.apply_runtime_env(socket_dir)
+    settings.airflow_home().mkdir(parents=True, exist_ok=True)
+    settings.lineage_file().parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([_bin("airflow"), "db", "migrate"], env={**os.environ, **env}, check=True,
+                   stdout=subprocess.DEVNULL)
+    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
+        from c360.steps import sql_file
+
+        conn.execute(sql_file("warehouse/bootstrap.sql"))
+    return socket_dir
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+def demo_logical_date() -> datetime:
+    """Runs triggered at the end of the demo day: each DAG gets its latest complete interval before it."""
+    return datetime.fromisoformat(settings.DEMO_DATE).replace(tzinfo=timezone.utc) + _one_day()
+
+
+def _one_day():
+    from datetime import timedelta
+
+    return timedelta(days=1)
+
+
+def run_dags(logical_date: datetime, dag_ids: list[str] | None = None) -> dict[str, str]:
+    """Run each DAG once with dag.test() for the interval before ``logical_date``. Returns dag_id → state."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(settings.DAGS_DIR))
+    if bag.import_errors:
+        raise RuntimeError(f"DAG import errors: {bag.import_errors}")
+    if not bag.dags:
+        raise RuntimeError(f"no DAGs found in {settings.DAGS_DIR}")
+    states = {}
+    for dag_id in sorted(bag.dags):
+        if dag_ids and dag_id not in dag_ids:
+            continue
+        started = time.monotonic()
+        dr = bag.dags[dag_id].test(logical_date=logical_date)
+        states[dag_id] = str(dr.state)
+        print(f"  {dag_id:<40} {dr.state}  ({time.monotonic() - started:.0f} s)", flush=True)
+    return states
+
+
+def summary() -> str:
+    from c360 import pg
+    from c360.registry import load_registry
+
+    lines = ["", "Published tables (PostgreSQL warehouse, schema c360):"]
+    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
+        for ds in load_registry().active():
+            exists = conn.execute("select to_regclass(%s) is not null", (ds.output.table,)).fetchone()[0]
+            if not exists:
+                lines.append(f"  {ds.output.table:<28} not published")
+                continue
+            from c360.steps import ident
+            from psycopg import sql
+
+            n = conn.execute(sql.SQL("select count(*) from {}").format(ident(ds.output.table))).fetchone()[0]
+            lines.append(f"  {ds.output.table:<28} {n:>10,} rows")
+        lines += ["", "Quality scores (latest run per dataset; 100 * passed / evaluated checks):"]
+        rows = conn.execute(
+            "select distinct on (dataset) dataset, score, checks_passed, checks_warned, checks_failed, "
+            "interval_start from quality.dataset_scores order by dataset, scored_at desc"
+        ).fetchall()
+        for dataset, score, passed, warned, failed, start in rows:
+            lines.append(f"  {dataset:<20} {score!s:>6}  passed {passed}, warned {warned}, failed {failed}"
+                         f"  (interval from {start:%Y-%m-%d %H:%M})")
+    lineage = settings.lineage_file()
+    events = sum(1 for _ in lineage.open()) if lineage.exists() else 0
+    lines += [
+        "",
+        f"Lineage: {events} OpenLineage events in {lineage}",
+        "",
+        "Next:",
+        "  make psql SQL='select * from quality.check_results order by checked_at desc limit 20'",
+        f"  lake (raw, stage, quarantine): {settings.lake_uri()}",
+        "  make up   # the Airflow UI on http://127.0.0.1:8080",
+    ]
+    return "\n".join(lines)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from c360 import generator
+
+    t0 = time.monotonic()
+    print("Starting PostgreSQL and preparing Airflow's metadata DB ...", flush=True)
+    setup()
+    scale = generator.Scale(customers=args.customers, days=args.days, orders_per_day=args.orders_per_day,
+                            sessions_per_hour=args.sessions_per_hour)
+    print(f"Generating source systems: {scale}", flush=True)
+    data = generator.generate(scale)
+    counts = generator.load_sources(data)
+    files = generator.write_landing(data)
+    print(f"  source rows: {counts}; GA export files: {files}; injected defects: {data.defects}", flush=True)
+    when = demo_logical_date()
+    print(f"Running every DAG for the interval before {when:%Y-%m-%d %H:%M} UTC ...", flush=True)
+    states = run_dags(when)
+    print(summary())
+    print(f"\nDemo finished in {time.monotonic() - t0:.0f} s.")
+    failed = {d: s for d, s in states.items() if s != "success"}
+    if failed:
+        print(f"DAG runs that did not succeed: {failed}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# ---- make up / down ---------------------------------------------------------------------------------------
+
+SERVICES = {
+    "api-server": ["api-server", "--host", API_HOST, "--port", "{port}"],
+    "scheduler": ["scheduler", "--skip-serve-logs"],
+    "dag-processor": ["dag-processor"],
+    "triggerer": ["triggerer", "--skip-serve-logs"],
+}
+
+
+def pid_dir() -> Path:
+    return settings.state_dir() / "pids"
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    setup()
+    env = {**os.environ, "AIRFLOW__API__BASE_URL": f"http://{API_HOST}:{args.port}",
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin"}
+    pid_dir().mkdir(parents=True, exist_ok=True)
+    logs = settings.state_dir() / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    for name, argv in SERVICES.items():
+        pid_file = pid_dir() / f"{name}.pid"
+        if pid_file.exists() and _alive(int(pid_file.read_text())):
+            print(f"{name} already running (pid {pid_file.read_text()})")
+            continue
+        cmd = [_bin("airflow"), *[a.format(port=args.port) for a in argv]]
+        with (logs / f"{name}.log").open("ab") as out:
+            proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        pid_file.write_text(str(proc.pid))
+        print(f"started {name} (pid {proc.pid}), log {logs / f'{name}.log'}")
+    url = f"http://{API_HOST}:{args.port}"
+    if _wait_http(f"{url}/api/v2/monitor/health", 120):
+        pw_file = settings.airflow_home() / "simple_auth_manager_passwords.json.generated"
+        password = json.loads(pw_file.read_text()).get("admin") if pw_file.exists() else "(see api-server log)"
+        print(f"\nAirflow is up: {url}\nLogin: admin / {password}\nStop with: make down")
+        return 0
+    print(f"api-server did not answer on {url} within 120 s; see {logs}/api-server.log", file=sys.stderr)
+    return 1
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except OSError:
+        return False
+
+
+def _wait_http(url: str, seconds: float) -> bool:
+    import urllib.request
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=3) as resp:
+                if resp.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(1)
+    return False
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from c360 import pg
+
+    for pid_file in sorted(pid_dir().glob("*.pid")) if pid_dir().exists() else []:
+        pid = int(pid_file.read_text())
+        if _alive(pid):
+            os.killpg(pid, signal.SIGTERM)  # the service and the workers it started
+            for _ in range(30):
+                if not _alive(pid):
+                    break
+                time.sleep(0.5)
+            else:
+                os.killpg(pid, signal.SIGKILL)
+            print(f"stopped {pid_file.stem} (pid {pid})")
+        pid_file.unlink()
+    if pg.stop_embedded():
+        print("stopped the embedded PostgreSQL")
+    return 0
+
+
+def cmd_psql(args: argparse.Namespace) -> int:
+    from c360 import pg
+
+    setup_env_only()
+    p = pg.conn_params(settings.WAREHOUSE_CONN_ID)
+    argv = [str(pg.psql_binary()), "-h", p.get("host", "localhost"), "-p", str(p.get("port", 5432)),
+            "-U", p.get("user", "postgres"), "-d", p["dbname"]]
+    if args.sql:
+        argv += ["-v", "ON_ERROR_STOP=1", "-c", args.sql]
+    env = {**os.environ, **({"PGPASSWORD": p["password"]} if p.get("password") else {})}
+    os.execvpe(argv[0], argv, env)
+    return 0  # not reached
+
+
+def setup_env_only() -> None:
+    from c360 import pg
+
+    settings.state_dir().mkdir(parents=True, exist_ok=True)
+    settings.apply_runtime_env(pg.start_embedded())
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    from shlex import quote
+
+    setup_env_only()
+    for k, v in settings.runtime_env().items():
+        print(f"export {k}={quote(v)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="python -m c360.cli")
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="generate the sources and run every DAG for the demo interval")
+    demo.add_argument("--customers", type=int, default=int(os.environ.get("C360_DEMO_CUSTOMERS", 20_000)))
+    demo.add_argument("--days", type=int, default=30)
+    demo.add_argument("--orders-per-day", type=int, default=2_000)
+    demo.add_argument("--sessions-per-hour", type=int, default=200)
+    demo.set_defaults(func=cmd_demo)
+    up = sub.add_parser("up", help="start Airflow on 127.0.0.1")
+    up.add_argument("--port", type=int, default=int(os.environ.get("C360_API_PORT", 8080)))
+    up.set_defaults(func=cmd_up)
+    sub.add_parser("down", help="stop what up and demo started").set_defaults(func=cmd_down)
+    psql = sub.add_parser("psql", help="psql on the warehouse")
+    psql.add_argument("--sql", default=os.environ.get("SQL") or None)
+    psql.set_defaults(func=cmd_psql)
+    sub.add_parser("env", help="print the environment as export lines").set_defaults(func=cmd_env)
+    sub.add_parser("setup", help="start PostgreSQL, create databases, migrate Airflow").set_defaults(
+        func=lambda a: (setup(), 0)[1])
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,156 @@
+"""Builds a dataset's DAG from its registry entry; every tabular dataset gets the same shape:
+
+extract_to_raw → stage_with_spark → load_to_staging → check_quality → publish_table
+
+Heavy imports (pyspark, pyarrow, soda) happen inside the tasks, so parsing stays cheap.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param, task
+
+from c360 import alerts, lake, settings
+from c360.registry import Dataset, cadence_label
+
+START_DATE = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+DEFAULT_ARGS: dict[str, Any] = {
+    "retries": 2,
+    "retry_delay": timedelta(minutes=1),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": timedelta(minutes=20),
+    "execution_timeout": timedelta(hours=1),
+    "on_failure_callback": alerts.notify_failure,
+}
+
+# Local-mode defaults; a cluster's own settings come with its spark_default connection.
+SPARK_CONF = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.ui.enabled": "false",
+    "spark.sql.shuffle.partitions": "8",
+    "spark.driver.memory": "2g",
+}
+
+
+def warehouse_asset(table: str) -> Asset:
+    """Canonical asset URI of a published table: postgres://host:port/database/schema/table."""
+    from c360 import pg
+
+    try:
+        p = pg.conn_params(settings.WAREHOUSE_CONN_ID)
+        host = p.get("host") or "localhost"
+        host = "localhost" if host.startswith("/") else host  # a unix socket is this host
+        authority, database = f"{host}:{p.get('port', 5432)}", p["dbname"]
+    except settings.SettingError:
+        authority, database = "localhost:5432", "c360"  # parse without the connection; tasks still need it
+    schema, name = table.split(".", 1)
+    return Asset(f"postgres://{authority}/{database}/{schema}/{name}")
+
+
+def lake_asset(layer: str, dataset: str) -> Asset:
+    uri = lake.uri(layer, dataset)
+    return Asset(uri if not uri.startswith("file://") else "file://" + uri[len("file://"):])
+
+
+def stage_spec(ds: Dataset) -> str:
+    """The registry's view of the dataset for the Spark job, base64 JSON (no quoting or templating issues)."""
+    spec = {
+        "columns": [c.model_dump(include={"name", "type", "nullable"}) for c in ds.columns],
+        "business_key": list(ds.business_key),
+        "version_column": ds.version_column,
+    }
+    return base64.b64encode(json.dumps(spec).encode()).decode()
+
+
+def _interval(context: dict[str, Any]):
+    from c360.steps import Interval
+
+    return Interval(context["data_interval_start"], context["data_interval_end"], context["run_id"])
+
+
+def build_dag(ds: Dataset, *, doc_md: str | None = None, full_refresh: bool = False) -> DAG:
+    schedule = ds.cadence.full_refresh_schedule if full_refresh else ds.cadence.schedule
+    if schedule is None:
+        raise ValueError(f"{ds.name}: no full_refresh_schedule in the registry")
+    label = f"{cadence_label(schedule)}_full_refresh" if full_refresh else cadence_label(schedule)
+    xcom = "ti.xcom_pull(task_ids='extract_to_raw')"
+
+    with DAG(
+        dag_id=f"{ds.name}_{label}",
+        description=ds.description,
+        schedule=CronDataIntervalTimetable(schedule, timezone="UTC"),
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,  # runs share the dataset's staging tables
+        default_args={**DEFAULT_ARGS, "owner": ds.owner},
+        tags=["c360", ds.name, ds.source.system, "full_refresh" if full_refresh else label],
+        doc_md=doc_md,
+        params={
+            "full_refresh": Param(
+                full_refresh, type="boolean",
+                description="Reload the whole source table as of the interval end and drop rows deleted there.",
+            )
+        },
+        render_template_as_native_obj=False,
+    ) as dag:
+
+        @task(task_id="extract_to_raw", outlets=[lake_asset("raw", ds.name)])
+        def extract_to_raw(**context: Any) -> dict[str, Any]:
+            from c360 import steps
+
+            wants_full = bool(context["params"].get("full_refresh"))
+            # The first run of a dataset bootstraps it with a full load.
+            mode = steps.FULL if wants_full or not steps.published_exists(ds) else steps.INCREMENTAL
+            out = steps.extract(ds, _interval(context), mode)
+            return {**out, **{f"spark_{k}": lake.spark_uri(out[k]) for k in ("raw", "stage", "quarantine")}}
+
+        stage = SparkSubmitOperator(
+            task_id="stage_with_spark",
+            conn_id=settings.SPARK_CONN_ID,
+            application=str(settings.SPARK_DIR / "stage_job.py"),
+            name=f"c360_stage_{ds.name}",
+            conf=SPARK_CONF,
+            application_args=[
+                "--dataset", ds.name,
+                "--spec", stage_spec(ds),
+                "--raw", "{{ %s['spark_raw'] }}" % xcom,
+                "--stage", "{{ %s['spark_stage'] }}" % xcom,
+                "--quarantine", "{{ %s['spark_quarantine'] }}" % xcom,
+            ],
+            outlets=[lake_asset("stage", ds.name), lake_asset("quarantine", ds.name)],
+        )
+
+        @task(task_id="load_to_staging")
+        def load_to_staging(extracted: dict[str, Any], **context: Any) -> dict[str, Any]:
+            from c360 import steps
+
+            return steps.load_staging(ds, _interval(context), extracted)
+
+        @task(task_id="check_quality", retries=0)
+        def check_quality(**context: Any) -> dict[str, Any]:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from c360 import quality
+
+            try:
+                return quality.gate(ds, _interval(context))
+            except quality.QualityGateFailed as exc:
+                raise AirflowFailException(str(exc)) from exc  # bad data: retrying cannot help
+
+        @task(task_id="publish_table", outlets=[warehouse_asset(ds.output.table)])
+        def publish_table(loaded: dict[str, Any], **context: Any) -> dict[str, Any]:
+            from c360 import steps
+
+            return steps.publish(ds, _interval(context), loaded)
+
+        extracted = extract_to_raw()
+        loaded = load_to_staging(extracted)
+        gate = check_quality()
+        extracted >> stage >> loaded >> gate >> publish_table(loaded)
+    return dag
