@@ -121,6 +121,11 @@ def runtime_env(socket_dir: Path | None = None) -> dict[str, str]:
     }
     for database, conn_id in DATABASES.items():
         defaults[f"AIRFLOW_CONN_{conn_id.upper()}"] = _pg_conn_json(socket_dir, database)
+    from c360.java import java_home
+
+    jhome = java_home(state_dir())
+    if jhome:
+        defaults["JAVA_HOME"] = jhome
     return {k: os.environ.get(k, v) if k not in ("PATH", "PYTHONPATH") else v for k, v in defaults.items()}
 
 

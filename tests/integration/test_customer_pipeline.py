@@ -1,0 +1,167 @@
+"""The customer DAG end to end with dag.test(): embedded PostgreSQL, spark-submit, Soda, OpenLineage.
+
+One module-scoped DAG run per scenario (each ~30 s, most of it spark-submit start-up):
+defects on → published, exactly the defect-broken checks warn; rerun → identical table; systemic defect →
+blocking failure and the published table untouched; defects off → score 100.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from c360 import generator, pg, settings
+
+pytestmark = pytest.mark.integration
+
+DAG_ID = "customer_daily"
+LOGICAL = datetime(2026, 11, 21, tzinfo=timezone.utc)  # interval [2026-11-20, 2026-11-21)
+SCALE = generator.Scale(customers=2_000, days=5, orders_per_day=50, sessions_per_hour=5)
+DEFECT_CHECKS = {"accuracy - gender", "completeness - contact email", "value range - age"}
+TASKS = ["extract_to_raw", "stage_with_spark", "load_to_staging", "check_quality", "publish_table"]
+SPEC = Path(settings.PROJECT_DIR).parent / "shared" / "openlineage-spec"
+
+
+def _load(scale: generator.Scale):
+    data = generator.generate(scale)
+    generator.load_sources(data)
+    generator.write_landing(data)
+    return data
+
+
+def _run(dagbag, **conf):
+    dr = dagbag.dags[DAG_ID].test(logical_date=LOGICAL, run_conf=conf or None)
+    states = {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
+    return dr, states
+
+
+def _wh(query: str, params=None):
+    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
+        return conn.execute(query, params).fetchall()
+
+
+def _checksum() -> str:
+    return _wh("select md5(string_agg(t::text, '|' order by customer_id)) from c360.customer t")[0][0]
+
+
+def _checks(run_id: str) -> dict[str, str]:
+    rows = _wh("select check_name, outcome from quality.check_results where dataset='customer' and dag_run_id=%s",
+               (run_id,))
+    return dict(rows)
+
+
+@pytest.fixture(scope="module")
+def first_run(platform, dagbag):
+    data = _load(SCALE)
+    dr, states = _run(dagbag)
+    return data, dr, states
+
+
+def test_run_publishes_the_customer_table(first_run):
+    data, dr, states = first_run
+    assert str(dr.state) == "success", states
+    # first run bootstraps: every distinct customer changed before the interval end
+    with pg.connect(settings.REDSHIFT_CONN_ID) as conn:
+        expected = conn.execute(
+            "select count(distinct customer_id) from customer where updated_at < %s", (LOGICAL.replace(tzinfo=None),)
+        ).fetchone()[0]
+    assert _wh("select count(*), count(distinct customer_id) from c360.customer")[0] == (expected, expected)
+    log = _wh("select mode, rows_published from meta.publish_log where dag_run_id=%s", (dr.run_id,))
+    assert log == [("full", expected)]
+
+
+def test_stale_duplicates_are_quarantined_not_published(first_run):
+    data, dr, _ = first_run
+    import pyarrow.dataset as pads
+
+    from c360 import lake
+
+    q = pads.dataset(str(lake.local_path(lake.uri("quarantine", "customer", datetime(2026, 11, 20)))),
+                     format="parquet").to_table()
+    assert q.num_rows == data.defects["duplicate_customer_id"] > 0
+    assert all(r.startswith("superseded: a newer version of customer_id=") for r in q.column("_reject_reason").to_pylist())
+
+
+def test_defects_fail_exactly_their_checks(first_run):
+    _, dr, _ = first_run
+    checks = _checks(dr.run_id)
+    assert {name for name, outcome in checks.items() if outcome != "passed"} == DEFECT_CHECKS
+    assert {checks[c] for c in DEFECT_CHECKS} == {"warned"}
+    score = _wh("select score, checks_passed, checks_warned, checks_failed from quality.dataset_scores "
+                "where dataset='customer' and dag_run_id=%s", (dr.run_id,))
+    passed = len(checks) - len(DEFECT_CHECKS)
+    (value, *counts), = score
+    assert float(value) == round(100 * passed / len(checks), 2)
+    assert counts == [passed, 3, 0]
+
+
+def test_lineage_events_for_every_task_validate_against_the_spec(first_run):
+    import jsonschema
+    from referencing import Registry, Resource
+
+    _, dr, _ = first_run
+    events = [json.loads(line) for line in settings.lineage_file().read_text().splitlines()]
+    mine = [e for e in events if e["job"]["name"].startswith(f"{DAG_ID}.")]
+    seen = {(e["job"]["name"], e["eventType"]) for e in mine}
+    for task in TASKS:
+        assert {(f"{DAG_ID}.{task}", "START"), (f"{DAG_ID}.{task}", "COMPLETE")} <= seen, task
+    schema = json.loads((SPEC / "OpenLineage.json").read_text())
+    resources = [(schema["$id"], Resource.from_contents(schema))]
+    facets = {}
+    for f in (SPEC / "facets").glob("*.json"):
+        facet_schema = json.loads(f.read_text())
+        facets[f.name] = facet_schema
+        resources.append((facet_schema["$id"], Resource.from_contents(facet_schema)))
+    registry = Registry().with_resources(resources)
+    validator = jsonschema.Draft202012Validator(schema, registry=registry)
+    checked = 0
+    for event in mine:
+        validator.validate(event)
+        for facet in _facets(event):
+            name = facet["_schemaURL"].split("#")[0].split("/")[-1]
+            if name in facets:
+                defs = facet["_schemaURL"].split("#/$defs/")[-1]
+                sub = {"$ref": f"{facets[name]['$id']}#/$defs/{defs}"}
+                jsonschema.Draft202012Validator(sub, registry=registry).validate(facet)
+                checked += 1
+    assert checked > 0
+
+
+def _facets(event):
+    for holder in (event.get("run", {}), event.get("job", {})):
+        yield from (f for f in holder.get("facets", {}).values() if isinstance(f, dict) and "_schemaURL" in f)
+    for ds in event.get("inputs", []) + event.get("outputs", []):
+        yield from (f for f in ds.get("facets", {}).values() if isinstance(f, dict) and "_schemaURL" in f)
+
+
+def test_rerun_of_the_same_interval_changes_nothing(first_run, dagbag):
+    before = _checksum()
+    dr, states = _run(dagbag)
+    assert str(dr.state) == "success", states
+    assert _checksum() == before
+    assert _wh("select count(*) - count(distinct customer_id) from c360.customer")[0][0] == 0
+
+
+def test_failed_gate_leaves_the_published_table_as_it_was(first_run, dagbag):
+    before = _checksum()
+    # a systemic defect inside the interval: 20 % of customers get an impossible age
+    with pg.connect(settings.REDSHIFT_CONN_ID) as conn:
+        conn.execute("update customer set age = 300, updated_at = '2026-11-20 12:00' "
+                     "where customer_id in (select customer_id from customer order by customer_id limit 400)")
+    dr, states = _run(dagbag)
+    assert str(dr.state) == "failed"
+    assert states["check_quality"] == "failed"
+    assert states["publish_table"] == "upstream_failed"
+    assert _checksum() == before
+    assert _checks(dr.run_id)["value range - age"] == "failed"
+
+
+def test_clean_data_scores_100(first_run, dagbag):
+    _load(generator.Scale(**{**SCALE.__dict__, "defects": False}))
+    dr, states = _run(dagbag, full_refresh=True)
+    assert str(dr.state) == "success", states
+    assert set(_checks(dr.run_id).values()) == {"passed"}
+    assert _wh("select score from quality.dataset_scores where dag_run_id=%s", (dr.run_id,))[0][0] == 100

@@ -1,0 +1,90 @@
+"""DAG integrity and policy: every DAG imports and follows the project's rules."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from c360 import settings
+from c360.registry import load_registry
+
+AIRFLOW2_IMPORT = re.compile(
+    r"from airflow\.(decorators|operators|sensors|models\.dag|models import DAG)|from airflow import DAG"
+    r"|import airflow\.operators|from airflow\.models\.baseoperator"
+)
+
+
+def test_every_dag_imports(dagbag):
+    assert dagbag.import_errors == {}
+    assert dagbag.dags, "no DAG was found"
+
+
+def test_every_active_dataset_has_a_dag(dagbag):
+    for ds in load_registry().active():
+        assert ds.dag_id in dagbag.dags, f"{ds.name}: no DAG {ds.dag_id}"
+
+
+def test_no_airflow2_import_paths():
+    offenders = []
+    for folder in ("dags", "plugins", "include", "tests"):
+        for path in (settings.PROJECT_DIR / folder).rglob("*.py"):
+            text = path.read_text()
+            if path.name == "test_dag_integrity.py":
+                continue
+            for lineno, line in enumerate(text.splitlines(), 1):
+                if AIRFLOW2_IMPORT.search(line):
+                    offenders.append(f"{path}:{lineno}: {line.strip()}")
+    assert offenders == []
+
+
+@pytest.mark.parametrize("attr", ["tags", "doc_md", "description"])
+def test_dag_metadata(dagbag, attr):
+    for dag_id, dag in dagbag.dags.items():
+        assert getattr(dag, attr), f"{dag_id} has no {attr}"
+
+
+def test_dag_ids_say_dataset_and_cadence(dagbag):
+    datasets = set(load_registry().datasets)
+    for dag_id in dagbag.dags:
+        assert re.fullmatch(r"[a-z_]+_(hourly|daily|weekly|monthly\w*|every_\d+_minutes)", dag_id), dag_id
+        assert any(dag_id.startswith(f"{d}_") for d in datasets), dag_id
+
+
+def test_schedules_have_data_intervals(dagbag):
+    # Interval timetables give every run a real [start, end) to extract; trigger timetables do not.
+    from airflow.sdk import CronDataIntervalTimetable
+
+    for dag_id, dag in dagbag.dags.items():
+        assert isinstance(dag.timetable, CronDataIntervalTimetable), dag_id
+        assert dag.max_active_runs == 1, dag_id
+
+
+def test_tasks_have_owner_retries_timeout_and_alert(dagbag):
+    for dag_id, dag in dagbag.dags.items():
+        for task in dag.tasks:
+            where = f"{dag_id}.{task.task_id}"
+            assert task.owner and task.owner != "airflow", where
+            assert task.execution_timeout is not None, where
+            assert task.on_failure_callback, where
+            if task.task_id == "check_quality":
+                # a failed quality gate is bad data, not a transient error: it must not retry
+                assert task.retries == 0, where
+            else:
+                assert task.retries >= 1 and task.retry_exponential_backoff, where
+
+
+def test_publish_is_downstream_of_its_quality_gate(dagbag):
+    for dag_id, dag in dagbag.dags.items():
+        publishers = [t for t in dag.tasks if t.task_id.startswith("publish")]
+        assert publishers, f"{dag_id} publishes nothing"
+        for task in publishers:
+            upstream = {t.task_id for t in task.get_flat_relatives(upstream=True)}
+            assert "check_quality" in upstream, f"{dag_id}.{task.task_id} is not gated"
+
+
+def test_task_ids_are_verb_phrases(dagbag):
+    verbs = ("extract", "stage", "load", "check", "publish")
+    for dag_id, dag in dagbag.dags.items():
+        for task in dag.tasks:
+            assert task.task_id.split("_")[0] in verbs, f"{dag_id}.{task.task_id}"

@@ -1,0 +1,87 @@
+"""The typed dataset registry: the real file validates; malformed entries fail with a precise message."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from c360.registry import REGISTRY_FILE, RegistryError, cadence_label, load_registry, parse_registry
+
+SEED_DATASETS = {"customer", "product", "brand", "orders", "order_line_item", "transactions", "web_analytics"}
+
+
+def _base() -> dict:
+    return yaml.safe_load(REGISTRY_FILE.read_text())
+
+
+def _parse(data: dict):
+    return parse_registry(yaml.safe_dump(data), source="test.yaml")
+
+
+def test_registry_declares_every_seed_dataset():
+    reg = load_registry()
+    assert set(reg.datasets) == SEED_DATASETS
+    for ds in reg.datasets.values():
+        assert ds.owner and ds.cadence.schedule and ds.contract and ds.outputs
+        assert set(ds.business_key) <= set(ds.column_names)
+
+
+def test_seed_cadences():
+    reg = load_registry()
+    assert cadence_label(reg["customer"].cadence.schedule) == "daily"
+    assert cadence_label(reg["transactions"].cadence.schedule) == "daily"
+    assert cadence_label(reg["web_analytics"].cadence.schedule) == "hourly"
+    assert cadence_label(reg["product"].cadence.schedule) == "weekly"
+    assert cadence_label(reg["brand"].cadence.schedule) == "weekly"
+    assert cadence_label(reg["brand"].cadence.full_refresh_schedule) == "monthly"
+    assert cadence_label(reg["orders"].cadence.schedule) == "every_15_minutes"
+
+
+def test_unknown_key_is_rejected_with_its_path():
+    data = _base()
+    data["datasets"]["customer"]["sourse"] = {"system": "redshift"}
+    with pytest.raises(RegistryError, match=r"datasets\.customer\.sourse: Extra inputs are not permitted"):
+        _parse(data)
+
+
+def test_unknown_column_key_is_rejected():
+    data = _base()
+    data["datasets"]["customer"]["columns"][0]["nulable"] = False
+    with pytest.raises(RegistryError, match=r"datasets\.customer\.columns\.0\.nulable"):
+        _parse(data)
+
+
+def test_business_key_must_be_a_column():
+    data = _base()
+    data["datasets"]["customer"]["business_key"] = ["cust_id"]
+    with pytest.raises(RegistryError, match=r"business_key names columns that are not declared: \['cust_id'\]"):
+        _parse(data)
+
+
+def test_schedule_must_be_cron():
+    data = _base()
+    data["datasets"]["customer"]["cadence"]["schedule"] = "every day"
+    with pytest.raises(RegistryError, match="'every day' is not a cron expression"):
+        _parse(data)
+
+
+def test_active_dataset_needs_its_contract_file():
+    data = copy.deepcopy(_base())
+    data["datasets"]["customer"]["contract"] = "quality/nope.yml"
+    with pytest.raises(RegistryError, match=r"contract: file .*quality/nope.yml does not exist"):
+        _parse(data)
+
+
+def test_bad_column_type_is_rejected():
+    data = _base()
+    data["datasets"]["customer"]["columns"][1]["type"] = "varchar"
+    with pytest.raises(RegistryError, match=r"columns\.1\.type"):
+        _parse(data)
+
+
+def test_models_are_frozen():
+    ds = load_registry()["customer"]
+    with pytest.raises(Exception, match="frozen"):
+        ds.owner = "someone"

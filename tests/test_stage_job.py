@@ -1,0 +1,99 @@
+"""The Spark stage job's DataFrame functions, on a small local session shared across the run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import stage_job
+
+COLUMNS = [
+    {"name": "id", "type": "string", "nullable": False},
+    {"name": "age", "type": "int", "nullable": True},
+    {"name": "amount", "type": "double", "nullable": True},
+    {"name": "updated_at", "type": "timestamp", "nullable": False},
+]
+NAMES = [c["name"] for c in COLUMNS]
+
+
+def _raw(spark, rows):
+    df = spark.createDataFrame(rows, schema=", ".join(f"{n} string" for n in NAMES))
+    from pyspark.sql import functions as F
+
+    return df.withColumn(stage_job.SOURCE_FILE, F.lit("part-00000.csv"))
+
+
+def test_pyspark_python_matches_the_spark_jars():
+    import pyspark
+
+    jars = Path(pyspark.__file__).parent / "jars"
+    core = [p.name for p in jars.glob("spark-core_*.jar")]
+    assert core, "no spark-core jar"
+    assert core[0].endswith(f"-{pyspark.__version__}.jar"), (core, pyspark.__version__)
+
+
+def test_bad_values_are_quarantined_with_a_reason(spark):
+    df = _raw(spark, [
+        ("a", "30", "1.5", "2026-11-20 10:00:00"),
+        ("b", "thirty", "2", "2026-11-20 10:00:00"),
+        ("c", "40", "x1", "2026-11-20 10:00:00"),
+        (None, "50", "3", "2026-11-20 10:00:00"),
+        ("e", "", "  ", "not a time"),
+    ])
+    stage, quarantine = stage_job.split(df, COLUMNS, ["id"], "updated_at")
+    assert [r.id for r in stage.collect()] == ["a"]
+    reasons = {r.id: r[stage_job.REASON] for r in quarantine.collect()}
+    assert reasons["b"] == "age: 'thirty' is not a valid int"
+    assert reasons["c"] == "amount: 'x1' is not a valid double"
+    assert reasons[None] == "id: required value is missing"
+    assert "updated_at: 'not a time' is not a valid timestamp" in reasons["e"]
+    assert "updated_at: required value is missing" not in reasons["e"]
+
+
+def test_blank_strings_become_null(spark):
+    stage, _ = stage_job.split(_raw(spark, [("a", " ", "", "2026-11-20 10:00:00")]), COLUMNS, ["id"], "updated_at")
+    row = stage.collect()[0]
+    assert row.age is None and row.amount is None
+
+
+def test_latest_version_wins_and_older_ones_are_quarantined(spark):
+    df = _raw(spark, [
+        ("a", "30", "1", "2026-11-20 10:00:00"),
+        ("a", "31", "1", "2026-11-20 12:00:00"),
+        ("a", "29", "1", "2026-11-19 09:00:00"),
+        ("b", "40", "1", "2026-11-20 10:00:00"),
+    ])
+    stage, quarantine = stage_job.split(df, COLUMNS, ["id"], "updated_at")
+    assert sorted((r.id, r.age) for r in stage.collect()) == [("a", 31), ("b", 40)]
+    q = quarantine.collect()
+    assert len(q) == 2
+    assert all(r[stage_job.REASON] == "superseded: a newer version of id=a is in the same interval" for r in q)
+
+
+def test_ties_are_broken_the_same_way_every_time(spark):
+    rows = [("a", "30", "1", "2026-11-20 10:00:00"), ("a", "31", "1", "2026-11-20 10:00:00")]
+    winners = {stage_job.split(_raw(spark, r), COLUMNS, ["id"], "updated_at")[0].collect()[0].age
+               for r in (rows, rows[::-1])}
+    assert winners == {31}
+
+
+def test_run_reconciles_raw_with_stage_plus_quarantine(spark, tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "part-00000.csv").write_text(
+        "id,age,amount,updated_at\n"
+        "a,30,1.5,2026-11-20 10:00:00\n"
+        "b,x,2,2026-11-20 10:00:00\n"
+        "a,29,1.5,2026-11-19 10:00:00\n"
+        '"c, with comma",41,,2026-11-20 11:00:00\n'
+    )
+    spec = {"columns": COLUMNS, "business_key": ["id"], "version_column": "updated_at"}
+    counts = stage_job.run(spark, spec, raw.as_uri(), (tmp_path / "s").as_uri(), (tmp_path / "q").as_uri())
+    stage = spark.read.parquet((tmp_path / "s").as_uri())
+    quarantine = spark.read.parquet((tmp_path / "q").as_uri())
+    assert counts["raw"] == 4
+    assert stage.count() + quarantine.count() == 4
+    assert sorted(r.id for r in stage.collect()) == ["a", "c, with comma"]
+    assert dict(stage.dtypes)["updated_at"] == "timestamp_ntz"
+    assert {r._source_file for r in quarantine.collect()} == {"part-00000.csv"}
