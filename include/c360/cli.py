@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from c360 import settings
@@ -48,7 +48,7 @@ def _bin(name: str) -> str:
 
 def demo_logical_date() -> datetime:
     """Runs triggered at the end of the demo day: each DAG gets its latest complete interval before it."""
-    return datetime.fromisoformat(settings.DEMO_DATE).replace(tzinfo=timezone.utc) + _one_day()
+    return datetime.fromisoformat(settings.DEMO_DATE).replace(tzinfo=UTC) + _one_day()
 
 
 def _one_day():
@@ -88,8 +88,9 @@ def summary() -> str:
             if not exists:
                 lines.append(f"  {ds.output.table:<28} not published")
                 continue
-            from c360.steps import ident
             from psycopg import sql
+
+            from c360.steps import ident
 
             n = conn.execute(sql.SQL("select count(*) from {}").format(ident(ds.output.table))).fetchone()[0]
             lines.append(f"  {ds.output.table:<28} {n:>10,} rows")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
@@ -18,7 +18,7 @@ from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param, task
 from c360 import alerts, lake, settings
 from c360.registry import Dataset, cadence_label
 
-START_DATE = datetime(2026, 1, 1, tzinfo=timezone.utc)
+START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 
 DEFAULT_ARGS: dict[str, Any] = {
     "retries": 2,
@@ -100,7 +100,7 @@ def build_dag(ds: Dataset, *, doc_md: str | None = None, full_refresh: bool = Fa
         render_template_as_native_obj=False,
     ) as dag:
 
-        @task(task_id="extract_to_raw", outlets=[lake_asset("raw", ds.name)])
+        @task(multiple_outputs=True, task_id="extract_to_raw", outlets=[lake_asset("raw", ds.name)])
         def extract_to_raw(**context: Any) -> dict[str, Any]:
             from c360 import steps
 
@@ -110,7 +110,7 @@ def build_dag(ds: Dataset, *, doc_md: str | None = None, full_refresh: bool = Fa
             out = steps.extract(ds, _interval(context), mode)
             return {**out, **{f"spark_{k}": lake.spark_uri(out[k]) for k in ("raw", "stage", "quarantine")}}
 
-        stage = SparkSubmitOperator(
+        stage_with_spark = SparkSubmitOperator(
             task_id="stage_with_spark",
             conn_id=settings.SPARK_CONN_ID,
             application=str(settings.SPARK_DIR / "stage_job.py"),
@@ -119,20 +119,20 @@ def build_dag(ds: Dataset, *, doc_md: str | None = None, full_refresh: bool = Fa
             application_args=[
                 "--dataset", ds.name,
                 "--spec", stage_spec(ds),
-                "--raw", "{{ %s['spark_raw'] }}" % xcom,
-                "--stage", "{{ %s['spark_stage'] }}" % xcom,
-                "--quarantine", "{{ %s['spark_quarantine'] }}" % xcom,
+                "--raw", f"{{{{ {xcom}['spark_raw'] }}}}",
+                "--stage", f"{{{{ {xcom}['spark_stage'] }}}}",
+                "--quarantine", f"{{{{ {xcom}['spark_quarantine'] }}}}",
             ],
             outlets=[lake_asset("stage", ds.name), lake_asset("quarantine", ds.name)],
         )
 
-        @task(task_id="load_to_staging")
+        @task(multiple_outputs=True, task_id="load_to_staging")
         def load_to_staging(extracted: dict[str, Any], **context: Any) -> dict[str, Any]:
             from c360 import steps
 
             return steps.load_staging(ds, _interval(context), extracted)
 
-        @task(task_id="check_quality", retries=0)
+        @task(multiple_outputs=True, task_id="check_quality", retries=0)
         def check_quality(**context: Any) -> dict[str, Any]:
             from airflow.sdk.exceptions import AirflowFailException
 
@@ -143,7 +143,7 @@ def build_dag(ds: Dataset, *, doc_md: str | None = None, full_refresh: bool = Fa
             except quality.QualityGateFailed as exc:
                 raise AirflowFailException(str(exc)) from exc  # bad data: retrying cannot help
 
-        @task(task_id="publish_table", outlets=[warehouse_asset(ds.output.table)])
+        @task(multiple_outputs=True, task_id="publish_table", outlets=[warehouse_asset(ds.output.table)])
         def publish_table(loaded: dict[str, Any], **context: Any) -> dict[str, Any]:
             from c360 import steps
 
@@ -152,5 +152,5 @@ def build_dag(ds: Dataset, *, doc_md: str | None = None, full_refresh: bool = Fa
         extracted = extract_to_raw()
         loaded = load_to_staging(extracted)
         gate = check_quality()
-        extracted >> stage >> loaded >> gate >> publish_table(loaded)
+        extracted >> stage_with_spark >> loaded >> gate >> publish_table(loaded)
     return dag

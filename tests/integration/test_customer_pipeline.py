@@ -8,7 +8,7 @@ blocking failure and the published table untouched; defects off → score 100.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,7 @@ from c360 import generator, pg, settings
 pytestmark = pytest.mark.integration
 
 DAG_ID = "customer_daily"
-LOGICAL = datetime(2026, 11, 21, tzinfo=timezone.utc)  # interval [2026-11-20, 2026-11-21)
+LOGICAL = datetime(2026, 11, 21, tzinfo=UTC)  # interval [2026-11-20, 2026-11-21)
 SCALE = generator.Scale(customers=2_000, days=5, orders_per_day=50, sessions_per_hour=5)
 DEFECT_CHECKS = {"accuracy - gender", "completeness - contact email", "value range - age"}
 TASKS = ["extract_to_raw", "stage_with_spark", "load_to_staging", "check_quality", "publish_table"]
