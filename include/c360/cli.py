@@ -240,10 +240,13 @@ def cmd_psql(args: argparse.Namespace) -> int:
 
 
 def setup_env_only() -> None:
+    """The environment and the databases, without Airflow's migration (for psql and env)."""
     from c360 import pg
 
     settings.state_dir().mkdir(parents=True, exist_ok=True)
-    settings.apply_runtime_env(pg.start_embedded())
+    socket_dir = pg.start_embedded()
+    pg.ensure_databases(socket_dir)
+    settings.apply_runtime_env(socket_dir)
 
 
 def cmd_env(args: argparse.Namespace) -> int:
