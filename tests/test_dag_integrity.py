@@ -10,7 +10,7 @@ from c360 import settings
 from c360.registry import load_registry
 
 AIRFLOW2_IMPORT = re.compile(
-    r"from airflow\.(decorators|operators|sensors|models\.dag|models import DAG)|from airflow import DAG"
+    r"from airflow\.(decorators|operators|sensors|models\.dag|models import DAG)|from airflow " r"import DAG"
     r"|import airflow\.operators|from airflow\.models\.baseoperator"
 )
 

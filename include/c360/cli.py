@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from c360 import settings
@@ -48,13 +48,7 @@ def _bin(name: str) -> str:
 
 def demo_logical_date() -> datetime:
     """Runs triggered at the end of the demo day: each DAG gets its latest complete interval before it."""
-    return datetime.fromisoformat(settings.DEMO_DATE).replace(tzinfo=UTC) + _one_day()
-
-
-def _one_day():
-    from datetime import timedelta
-
-    return timedelta(days=1)
+    return datetime.fromisoformat(settings.DEMO_DATE).replace(tzinfo=UTC) + timedelta(days=1)
 
 
 def run_dags(logical_date: datetime, dag_ids: list[str] | None = None) -> dict[str, str]:

@@ -54,8 +54,7 @@ def warehouse_asset(table: str) -> Asset:
 
 
 def lake_asset(layer: str, dataset: str) -> Asset:
-    uri = lake.uri(layer, dataset)
-    return Asset(uri if not uri.startswith("file://") else "file://" + uri[len("file://"):])
+    return Asset(lake.uri(layer, dataset))
 
 
 def stage_spec(ds: Dataset) -> str:
