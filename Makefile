@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 export PYTHONPATH := $(CURDIR)/include:$(CURDIR)/include/spark
 export SODA_CORE_TELEMETRY_ENABLED := false
 
-.PHONY: install demo test up down psql lint generate
+.PHONY: install demo test up down psql quarantine lint generate
 
 install: $(STAMP)
 
@@ -34,6 +34,9 @@ down:                  ## stop what `make up` and `make demo` started
 
 psql: install          ## psql on the warehouse; make psql SQL='select 1' runs one statement
 	$(PY) -m c360.cli psql
+
+quarantine: install    ## quarantined rows by reason: make quarantine DATASET=orders [INTERVAL=2026-11-20T1245]
+	$(PY) -m c360.cli quarantine --dataset "$(DATASET)" $(if $(INTERVAL),--interval "$(INTERVAL)")
 
 lint: install
 	$(VENV)/bin/ruff check .

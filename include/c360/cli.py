@@ -149,10 +149,11 @@ def pid_dir() -> Path:
     return settings.state_dir() / "pids"
 
 
-def cmd_up(args: argparse.Namespace) -> int:
+def start_services(port: int) -> str:
+    """Start the Airflow services on 127.0.0.1 (PIDs in .state/pids); return the API URL once it answers."""
     setup()
-    env = {**os.environ, "AIRFLOW__API__BASE_URL": f"http://{API_HOST}:{args.port}",
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin"}
+    url = f"http://{API_HOST}:{port}"
+    env = {**os.environ, "AIRFLOW__API__BASE_URL": url, "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin"}
     pid_dir().mkdir(parents=True, exist_ok=True)
     logs = settings.state_dir() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -161,19 +162,29 @@ def cmd_up(args: argparse.Namespace) -> int:
         if pid_file.exists() and _alive(int(pid_file.read_text())):
             print(f"{name} already running (pid {pid_file.read_text()})")
             continue
-        cmd = [_bin("airflow"), *[a.format(port=args.port) for a in argv]]
+        cmd = [_bin("airflow"), *[a.format(port=port) for a in argv]]
         with (logs / f"{name}.log").open("ab") as out:
             proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         pid_file.write_text(str(proc.pid))
         print(f"started {name} (pid {proc.pid}), log {logs / f'{name}.log'}")
-    url = f"http://{API_HOST}:{args.port}"
-    if _wait_http(f"{url}/api/v2/monitor/health", 120):
-        pw_file = settings.airflow_home() / "simple_auth_manager_passwords.json.generated"
-        password = json.loads(pw_file.read_text()).get("admin") if pw_file.exists() else "(see api-server log)"
-        print(f"\nAirflow is up: {url}\nLogin: admin / {password}\nStop with: make down")
-        return 0
-    print(f"api-server did not answer on {url} within 120 s; see {logs}/api-server.log", file=sys.stderr)
-    return 1
+    if not _wait_http(f"{url}/api/v2/monitor/health", 120):
+        raise RuntimeError(f"api-server did not answer on {url} within 120 s; see {logs}/api-server.log")
+    return url
+
+
+def admin_password() -> str | None:
+    pw_file = settings.airflow_home() / "simple_auth_manager_passwords.json.generated"
+    return json.loads(pw_file.read_text()).get("admin") if pw_file.exists() else None
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    try:
+        url = start_services(args.port)
+    except RuntimeError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"\nAirflow is up: {url}\nLogin: admin / {admin_password() or '(see api-server log)'}\nStop with: make down")
+    return 0
 
 
 def _alive(pid: int) -> bool:
@@ -199,21 +210,29 @@ def _wait_http(url: str, seconds: float) -> bool:
     return False
 
 
-def cmd_down(args: argparse.Namespace) -> int:
-    from c360 import pg
-
+def stop_services() -> list[str]:
+    """Stop every service start_services started (each with the workers it spawned)."""
+    stopped = []
     for pid_file in sorted(pid_dir().glob("*.pid")) if pid_dir().exists() else []:
         pid = int(pid_file.read_text())
         if _alive(pid):
-            os.killpg(pid, signal.SIGTERM)  # the service and the workers it started
+            os.killpg(pid, signal.SIGTERM)
             for _ in range(30):
                 if not _alive(pid):
                     break
                 time.sleep(0.5)
             else:
                 os.killpg(pid, signal.SIGKILL)
-            print(f"stopped {pid_file.stem} (pid {pid})")
+            stopped.append(f"{pid_file.stem} (pid {pid})")
         pid_file.unlink()
+    return stopped
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from c360 import pg
+
+    for name in stop_services():
+        print(f"stopped {name}")
     if pg.stop_embedded():
         print("stopped the embedded PostgreSQL")
     return 0
@@ -252,6 +271,46 @@ def cmd_env(args: argparse.Namespace) -> int:
     return 0
 
 
+def quarantine_report(dataset: str, interval: str | None = None, limit: int = 50) -> str:
+    """Quarantined rows of a dataset: counts by reason per interval, or the rows of one interval."""
+    import pyarrow.dataset as pads
+    from pyarrow.fs import FSSpecHandler, PyFileSystem
+
+    from c360 import lake
+    from c360.registry import load_registry
+
+    load_registry()[dataset]  # a clear error for an unknown dataset
+    root = lake.path(lake.uri("quarantine", dataset))
+    parts = sorted(p for p in root.iterdir() if p.name.startswith("interval=")) if root.exists() else []
+    if interval:
+        parts = [p for p in parts if p.name == f"interval={interval}"]
+        if not parts:
+            return f"no quarantine partition interval={interval} under {root}"
+    fs = PyFileSystem(FSSpecHandler(root.fs))
+    lines = []
+    for part in parts:
+        table = pads.dataset(part.path, filesystem=fs, format="parquet").to_table()
+        if not table.num_rows:
+            continue
+        if interval:
+            for row in table.slice(0, limit).to_pylist():
+                reason = row.pop("_reject_reason")
+                lines.append(f"{reason}\n    {row}")
+            if table.num_rows > limit:
+                lines.append(f"... {table.num_rows - limit} more")
+        else:
+            counts = table.group_by("_reject_reason").aggregate([("_reject_reason", "count")]).to_pylist()
+            for c in sorted(counts, key=lambda c: -c["_reject_reason_count"]):
+                lines.append(f"{part.name}  {c['_reject_reason_count']:>7}  {c['_reject_reason'][:110]}")
+    return "\n".join(lines) or f"nothing quarantined for {dataset} under {root}"
+
+
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    setup_env_only()
+    print(quarantine_report(args.dataset, args.interval))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(prog="python -m c360.cli")
@@ -269,6 +328,10 @@ def main(argv: list[str] | None = None) -> int:
     psql = sub.add_parser("psql", help="psql on the warehouse")
     psql.add_argument("--sql", default=os.environ.get("SQL") or None)
     psql.set_defaults(func=cmd_psql)
+    quarantine = sub.add_parser("quarantine", help="quarantined rows of a dataset, by reason")
+    quarantine.add_argument("--dataset", required=True)
+    quarantine.add_argument("--interval", help="partition key, e.g. 2026-11-20T1245: list its rows")
+    quarantine.set_defaults(func=cmd_quarantine)
     sub.add_parser("env", help="print the environment as export lines").set_defaults(func=cmd_env)
     sub.add_parser("setup", help="start PostgreSQL, create databases, migrate Airflow").set_defaults(
         func=lambda a: (setup(), 0)[1])

@@ -104,15 +104,20 @@ def build_dag(ds: Dataset, *, doc_md: str | None = None, full_refresh: bool = Fa
             from c360 import steps
 
             wants_full = bool(context["params"].get("full_refresh"))
-            # The first run of a dataset bootstraps it with a full load.
-            mode = steps.FULL if wants_full or not steps.published_exists(ds) else steps.INCREMENTAL
-            out = steps.extract(ds, _interval(context), mode)
-            return {**out, **{f"spark_{k}": lake.spark_uri(out[k]) for k in ("raw", "stage", "quarantine")}}
+            if ds.source.system == "ga_export":
+                # events are facts of their hour: there is no "whole table as of now" to reload
+                out = steps.extract_landing(ds, _interval(context))
+            else:
+                # The first run of a dataset bootstraps it with a full load.
+                mode = steps.FULL if wants_full or not steps.published_exists(ds) else steps.INCREMENTAL
+                out = steps.extract(ds, _interval(context), mode)
+            layers = [k for k in ("raw", "stage", "quarantine", "lookup") if k in out]
+            return {**out, **{f"spark_{k}": lake.spark_uri(out[k]) for k in layers}}
 
         stage_with_spark = SparkSubmitOperator(
             task_id="stage_with_spark",
             conn_id=settings.SPARK_CONN_ID,
-            application=str(settings.SPARK_DIR / "stage_job.py"),
+            application=str(settings.SPARK_DIR / ds.transform.spark_job),
             name=f"c360_stage_{ds.name}",
             conf=SPARK_CONF,
             application_args=[
@@ -121,6 +126,7 @@ def build_dag(ds: Dataset, *, doc_md: str | None = None, full_refresh: bool = Fa
                 "--raw", f"{{{{ {xcom}['spark_raw'] }}}}",
                 "--stage", f"{{{{ {xcom}['spark_stage'] }}}}",
                 "--quarantine", f"{{{{ {xcom}['spark_quarantine'] }}}}",
+                *(["--lookup", f"{{{{ {xcom}['spark_lookup'] }}}}"] if ds.source.lookup else []),
             ],
             outlets=[lake_asset("stage", ds.name), lake_asset("quarantine", ds.name)],
         )
@@ -129,16 +135,16 @@ def build_dag(ds: Dataset, *, doc_md: str | None = None, full_refresh: bool = Fa
         def load_to_staging(extracted: dict[str, Any], **context: Any) -> dict[str, Any]:
             from c360 import steps
 
-            return steps.load_staging(ds, _interval(context), extracted)
+            return steps.load_staging(ds, _interval(context), extracted, context["dag"].dag_id)
 
         @task(multiple_outputs=True, task_id="check_quality", retries=0)
-        def check_quality(**context: Any) -> dict[str, Any]:
+        def check_quality(loaded: dict[str, Any], **context: Any) -> dict[str, Any]:
             from airflow.sdk.exceptions import AirflowFailException
 
             from c360 import quality
 
             try:
-                return quality.gate(ds, _interval(context))
+                return quality.gate(ds, _interval(context), loaded["batch_table"])
             except quality.QualityGateFailed as exc:
                 raise AirflowFailException(str(exc)) from exc  # bad data: retrying cannot help
 
@@ -150,6 +156,6 @@ def build_dag(ds: Dataset, *, doc_md: str | None = None, full_refresh: bool = Fa
 
         extracted = extract_to_raw()
         loaded = load_to_staging(extracted)
-        gate = check_quality()
+        gate = check_quality(loaded)
         extracted >> stage_with_spark >> loaded >> gate >> publish_table(loaded)
     return dag

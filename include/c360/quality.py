@@ -79,8 +79,22 @@ def _threshold_text(check) -> str | None:
     return "; ".join(parts) or None
 
 
-def verify(contract_path: Path) -> list[CheckResult]:
-    """Run the contract against the warehouse and return one result per check."""
+def contract_for(contract_path: Path, table: str) -> str:
+    """The contract text aimed at ``schema.table`` (the run's batch table) instead of its declared dataset."""
+    import yaml
+
+    contract = yaml.safe_load(contract_path.read_text())
+    declared = contract.get("dataset", "")
+    prefix = f"{settings.WAREHOUSE_CONN_ID}/"
+    if not declared.startswith(prefix):
+        raise QualityGateFailed(f"{contract_path}: dataset {declared!r} must start with {prefix!r}")
+    database = declared[len(prefix):].split("/", 1)[0]
+    contract["dataset"] = f"{prefix}{database}/{table.replace('.', '/')}"
+    return yaml.safe_dump(contract, sort_keys=False)
+
+
+def verify(contract_path: Path, table: str | None = None) -> list[CheckResult]:
+    """Run the contract against the warehouse (on ``table`` if given) and return one result per check."""
     os.environ.setdefault("SODA_CORE_TELEMETRY_ENABLED", "false")
     from soda_core.contracts import verify_contract_locally
 
@@ -88,7 +102,11 @@ def verify(contract_path: Path) -> list[CheckResult]:
         ds_file = Path(tmp) / "data_source.yml"
         ds_file.write_text(_data_source_yaml(settings.WAREHOUSE_CONN_ID))
         ds_file.chmod(0o600)  # holds the warehouse password when one is set
-        session = verify_contract_locally(data_source_file_path=str(ds_file), contract_file_path=str(contract_path))
+        target = contract_path
+        if table is not None:
+            target = Path(tmp) / contract_path.name
+            target.write_text(contract_for(contract_path, table))
+        session = verify_contract_locally(data_source_file_path=str(ds_file), contract_file_path=str(target))
     if session.has_errors:
         raise QualityGateFailed(f"Soda could not verify {contract_path}: {session.get_errors_str()}")
     results: list[CheckResult] = []
@@ -134,9 +152,9 @@ def record(ds_name: str, interval: Interval, results: list[CheckResult]) -> floa
     return s
 
 
-def gate(ds: Dataset, interval: Interval) -> dict:
-    """Verify, record, then fail on blocking checks. Warnings are logged (and alerted by the callback)."""
-    results = verify(ds.contract_path)
+def gate(ds: Dataset, interval: Interval, table: str) -> dict:
+    """Verify the contract on the batch ``table``, record, then fail on blocking checks (warnings are logged)."""
+    results = verify(ds.contract_path, table)
     s = record(ds.name, interval, results)
     failed = [r for r in results if r.outcome == "failed"]
     warned = [r for r in results if r.outcome == "warned"]

@@ -69,6 +69,7 @@ class Source(_Strict):
     conn_id: str | None = None
     table: str | None = None
     path: str | None = None
+    lookup: str | None = None  # a reference file under ``path`` the transform joins (GA: the visitor map)
     watermark: str
 
     @model_validator(mode="after")

@@ -1,8 +1,7 @@
 """The pipeline steps of a dataset run, as plain functions (the DAG factory wraps them in tasks).
 
-extract → raw CSV partition; (Spark) raw → stage + quarantine; load → PostgreSQL staging (batch, then the
-audited next version of the table); (Soda gate); publish → swap into the published table in one
-transaction. Every step works on one data interval and replaces its own outputs, so reruns are idempotent.
+extract → raw partition; (Spark) raw → stage + quarantine; load → PostgreSQL staging (the run's batch);
+(Soda gate on the batch); publish → swap the batch into the published table in one transaction. Every step works on one data interval and replaces its own outputs, so reruns are idempotent.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FULL, INCREMENTAL = "full", "incremental"
+MANIFEST = "_manifest"  # counts a Spark job writes beside its stage output (GA: lines → activities)
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,46 @@ def extract(ds: Dataset, interval: Interval, mode: str) -> dict[str, Any]:
     return {**uris, "raw_rows": rows, "mode": mode}
 
 
+def landing_hours(ds: Dataset, interval: Interval) -> list[str]:
+    """Landing partitions (one per hour, by visit start) of the interval: ``dt=YYYY-MM-DD/hr=HH``."""
+    from datetime import timedelta
+
+    hours, t = [], interval.start.replace(minute=0, second=0, microsecond=0)
+    if t < interval.start:
+        t += timedelta(hours=1)
+    while t < interval.end:
+        hours.append(f"dt={t:%Y-%m-%d}/hr={t:%H}")
+        t += timedelta(hours=1)
+    return hours
+
+
+def extract_landing(ds: Dataset, interval: Interval) -> dict[str, Any]:
+    """Copy the interval's GA export files, unchanged, into the raw partition; count their non-blank lines.
+
+    A missing hour fails the task (the export is late: retries wait for it) instead of publishing nothing.
+    """
+    uris = partition_uris(ds, interval)
+    root = lake.path(f"{settings.landing_uri()}/{ds.source.path}")
+    target = lake.replace_partition(uris["raw"])
+    lines = files = 0
+    for hour in landing_hours(ds, interval):
+        folder = root / hour
+        found = sorted(folder.glob("*.json")) if folder.exists() else []
+        if not found:
+            raise FileNotFoundError(f"{ds.name}: no export files in {folder} for interval {interval.start}: "
+                                    f"the GA export for this hour has not landed")
+        for f in found:
+            data = f.read_bytes()
+            (target / f"{hour.replace('/', '_')}_{f.name}").write_bytes(data)
+            lines += sum(1 for line in data.splitlines() if line.strip())
+            files += 1
+    lookup = f"{root}/{ds.source.lookup}"
+    if not lake.path(lookup).exists():
+        raise FileNotFoundError(f"{ds.name}: lookup file {lookup} (registry source.lookup) does not exist")
+    log.info("copied %s files (%s lines) of %s into %s", files, lines, ds.name, target)
+    return {**uris, "raw_rows": lines, "mode": INCREMENTAL, "lookup": lookup}
+
+
 # ---- load ----------------------------------------------------------------------------------------------
 
 
@@ -147,60 +187,105 @@ def ensure_published_table(conn: psycopg.Connection, ds: Dataset) -> None:
     )
 
 
-def staging_names(ds: Dataset) -> dict[str, str]:
-    t = ds.output.table_name
-    return {"batch": f"staging.{t}__batch", "next": f"staging.{t}", "published": ds.output.table}
+def staging_table(ds: Dataset, dag_id: str, interval: Interval) -> str:
+    """The run's batch table, named by DAG and interval: concurrent runs (a backfill beside the scheduled run,
+    brand's weekly and monthly DAGs) never share one. Dropped when published; kept for inspection otherwise."""
+    # lower case, no punctuation: an identifier that needs no quoting in any tool (Soda builds its own SQL)
+    return f"staging.{dag_id}__{interval.start:%Y%m%dt%H%M}"
 
 
-def load_staging(ds: Dataset, interval: Interval, extracted: dict[str, Any]) -> dict[str, Any]:
-    """Reconcile counts, COPY the stage partition into a batch table, build the next version of the table."""
+def _reconcile(ds: Dataset, interval: Interval, extracted: dict[str, Any], staged: int, quarantined: int) -> None:
+    """Nothing accepted is lost: every raw unit is staged or quarantined (a GA line yields many activities)."""
+    where = f"{ds.name} {lake.interval_key(interval.start)}"
+    if ds.source.system == "ga_export":
+        manifest = read_manifest(extracted["stage"])
+        if manifest["parsed_lines"] + quarantined != extracted["raw_rows"]:
+            raise RuntimeError(
+                f"{where}: raw has {extracted['raw_rows']} lines but Spark parsed {manifest['parsed_lines']} "
+                f"and quarantined {quarantined}: lines were lost"
+            )
+        if manifest["activities"] != staged:
+            raise RuntimeError(f"{where}: Spark flattened {manifest['activities']} activities, stage has {staged}")
+    elif staged + quarantined != extracted["raw_rows"]:
+        raise RuntimeError(
+            f"{where}: raw has {extracted['raw_rows']} rows but stage {staged} + quarantine {quarantined} = "
+            f"{staged + quarantined}: rows were lost"
+        )
+
+
+def read_manifest(stage_uri: str) -> dict[str, Any]:
+    import json
+
+    p = lake.path(f"{stage_uri}/{MANIFEST}")
+    files = [f for f in p.iterdir() if f.name.startswith("part-")] if p.exists() else []
+    if len(files) != 1:
+        raise FileNotFoundError(f"no Spark manifest at {p}: did the stage task run for this interval?")
+    return json.loads(files[0].read_text())
+
+
+def load_staging(ds: Dataset, interval: Interval, extracted: dict[str, Any], dag_id: str) -> dict[str, Any]:
+    """Reconcile counts, then COPY the stage partition into the run's batch table (``staging.<dag_id>``)."""
     from psycopg import sql
 
     stage = _read_parquet(extracted["stage"])
     quarantined = _read_parquet(extracted["quarantine"]).num_rows
-    if stage.num_rows + quarantined != extracted["raw_rows"]:
-        raise RuntimeError(
-            f"{ds.name} {lake.interval_key(interval.start)}: raw has {extracted['raw_rows']} rows but stage "
-            f"{stage.num_rows} + quarantine {quarantined} = {stage.num_rows + quarantined}: rows were lost"
-        )
-    names = staging_names(ds)
-    key_match = sql.SQL(" and ").join(
-        sql.SQL("b.{k} = p.{k}").format(k=sql.Identifier(k)) for k in ds.business_key
-    )
+    _reconcile(ds, interval, extracted, stage.num_rows, quarantined)
+    batch = staging_table(ds, dag_id, interval)
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
         ensure_published_table(conn, ds)
-        for name in (names["batch"], names["next"]):
-            conn.execute(sql.SQL("drop table if exists {}").format(ident(name)))
-        conn.execute(sql.SQL("create unlogged table {} (like {})").format(
-            ident(names["batch"]), ident(names["published"])))
-        copy_arrow(conn, names["batch"], _cast_for_pg(stage, ds))
+        if extracted["mode"] == FULL and stage.num_rows == 0:
+            published = conn.execute(sql.SQL("select exists (select 1 from {})").format(
+                ident(ds.output.table))).fetchone()[0]
+            if published:
+                raise RuntimeError(
+                    f"{ds.name}: a full refresh as of {interval.end} found no rows but {ds.output.table} has "
+                    f"rows; refusing to empty it (is the source table empty or the interval wrong?)"
+                )
+        conn.execute(sql.SQL("drop table if exists {}").format(ident(batch)))
         conn.execute(sql.SQL("create table {} (like {} including all)").format(
-            ident(names["next"]), ident(names["published"])))
-        merge = "warehouse/merge_full.sql" if extracted["mode"] == FULL else "warehouse/merge_incremental.sql"
-        conn.execute(sql_file(merge, next=ident(names["next"]), batch=ident(names["batch"]),
-                              published=ident(names["published"]), key_match_pb=key_match,
-                              version=sql.Identifier(ds.version_column)))
-        conn.execute(sql.SQL("analyze {}").format(ident(names["next"])))
-        next_rows = conn.execute(sql.SQL("select count(*) from {}").format(ident(names["next"]))).fetchone()[0]
-    log.info("%s: staged %s rows (%s quarantined); next version has %s rows",
-             ds.name, stage.num_rows, quarantined, next_rows)
-    return {"staged_rows": stage.num_rows, "quarantined_rows": quarantined, "next_rows": next_rows,
-            "mode": extracted["mode"]}
+            ident(batch), ident(ds.output.table)))
+        copy_arrow(conn, batch, _cast_for_pg(stage, ds))
+        conn.execute(sql.SQL("analyze {}").format(ident(batch)))
+    log.info("%s: staged %s rows into %s (%s quarantined)", ds.name, stage.num_rows, batch, quarantined)
+    return {"staged_rows": stage.num_rows, "quarantined_rows": quarantined, "mode": extracted["mode"],
+            "batch_table": batch}
 
 
 # ---- publish -------------------------------------------------------------------------------------------
 
 
 def publish(ds: Dataset, interval: Interval, loaded: dict[str, Any]) -> dict[str, Any]:
-    """Swap the audited next version into the published table, in one transaction."""
-    names = staging_names(ds)
+    """Swap the audited batch into the published table, in one transaction.
+
+    Full: the batch replaces the table (rows deleted at the source disappear). Incremental: the batch is
+    upserted by business key, a row replacing a published one only if its version is the same or newer, so
+    the cost follows the batch and replaying an old interval never overwrites a later change.
+    """
+    from psycopg import sql
+
+    published, batch = ds.output.table, loaded["batch_table"]
+    key_match = sql.SQL(" and ").join(
+        sql.SQL("b.{k} = p.{k}").format(k=sql.Identifier(k)) for k in ds.business_key
+    )
+    idents = {"published": ident(published), "batch": ident(batch), "key_match_pb": key_match,
+              "version": sql.Identifier(ds.version_column)}
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:  # one transaction: commit at exit
-        conn.execute(sql_file("warehouse/publish_swap.sql", published=ident(names["published"]),
-                              next=ident(names["next"])))
+        # publishes of one table queue behind each other (e.g. a backfill next to the scheduled run)
+        conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (published,))
+        if conn.execute("select to_regclass(%s) is null", (batch,)).fetchone()[0]:
+            raise RuntimeError(f"{ds.name}: batch table {batch} is gone (published already?); clear the run "
+                               f"from load_to_staging to rebuild it")
+        if loaded["mode"] == FULL:
+            conn.execute(sql_file("warehouse/publish_full.sql", **idents))
+            replaced, written = None, loaded["staged_rows"]
+        else:
+            replaced = conn.execute(sql_file("warehouse/publish_delete.sql", **idents)).rowcount
+            written = conn.execute(sql_file("warehouse/publish_insert.sql", **idents)).rowcount
+        conn.execute(sql.SQL("drop table {}").format(ident(batch)))
         conn.execute(sql_file("warehouse/publish_log.sql"), {
-            "dataset": ds.name, "table": names["published"], "start": interval.start, "end": interval.end,
+            "dataset": ds.name, "table": published, "start": interval.start, "end": interval.end,
             "run_id": interval.run_id, "mode": loaded["mode"], "batch_rows": loaded["staged_rows"],
-            "rows": loaded["next_rows"],
+            "rows": written,
         })
-    log.info("published %s: %s rows", names["published"], loaded["next_rows"])
-    return {"table": names["published"], "rows": loaded["next_rows"]}
+    log.info("published %s (%s): %s rows written, %s replaced", published, loaded["mode"], written, replaced)
+    return {"table": published, "rows_written": written, "rows_replaced": replaced}

@@ -1,0 +1,208 @@
+"""Spark job: Google Analytics export (nested JSON, one session per line) → seed 002 lens activities.
+
+Each session line is either flattened or quarantined whole, with a reason; nothing is dropped:
+
+* a line that is not JSON (e.g. cut short) → quarantine ``malformed JSON``;
+* JSON that does not fit the GA export shape (``hits`` not a list, …) → quarantine;
+* a required session field missing, or a value of the wrong type anywhere in the session (visit start,
+  hit time, product price or quantity) → quarantine, the reason names the field and the value.
+
+A good line yields one activity per product of each lens hit: ``product_view`` (eCommerce action 2),
+``add_to_favourite`` (event action ``add_to_wishlist``), ``add_to_cart`` (action 3) and ``order_placed``
+(action 6). ``entity_id`` is the customer behind the visitor (visitor map; NULL for anonymous visitors).
+``occurence`` numbers repeats of the same action on the same product within a session and
+``activity_repeated_at`` is the time of the previous one. ``activity_uuid`` is derived from session, hit and
+product position, so a rerun produces the same ids.
+
+Beside the stage output the job writes ``_manifest`` (lines read, parsed, quarantined; activities), which
+the load task reconciles: raw lines = parsed + quarantined, and stage rows = activities.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import sys
+
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+REASON = "_reject_reason"
+SOURCE_FILE = "_source_file"
+CORRUPT = "_corrupt_record"
+MANIFEST = "_manifest"
+
+# Every leaf is read as a string: types are checked below, so a bad value quarantines with its text.
+PRODUCT = ("struct<productSKU:string,v2ProductName:string,v2ProductCategory:string,productBrand:string,"
+           "productPrice:string,productQuantity:string>")
+HIT = (f"struct<hitNumber:string,time:string,type:string,eCommerceAction:struct<action_type:string>,"
+       f"eventInfo:struct<eventCategory:string,eventAction:string>,product:array<{PRODUCT}>,"
+       f"transaction:struct<transactionId:string,transactionRevenue:string>>")
+SESSION = (f"struct<fullVisitorId:string,visitId:string,visitStartTime:string,channelGrouping:string,"
+           f"trafficSource:struct<source:string,medium:string>,hits:array<{HIT}>,{CORRUPT}:string>")
+
+# lens entity by GA hit: eCommerce action type, or the event action for favourites
+EVENT_ACTIONS = {"2": "product_view", "3": "add_to_cart", "6": "order_placed"}
+FAVOURITE_EVENT = "add_to_wishlist"
+
+
+def read_lines(spark: SparkSession, uri: str) -> DataFrame:
+    """Non-blank lines of the raw partition with the file each came from."""
+    df = spark.read.text(uri).select("value", F.col("_metadata.file_name").alias(SOURCE_FILE))
+    return df.filter(F.trim("value") != "")
+
+
+def parse(lines: DataFrame) -> DataFrame:
+    """``s`` = the parsed session (NULL fields where absent) and ``_reject_reason`` (NULL for a good line)."""
+    parsed = lines.select(
+        "*",
+        F.from_json("value", SESSION, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}).alias("s"),
+        F.try_parse_json("value").isNull().alias("_not_json"),
+    )
+    s = F.col("s")
+    hits = F.coalesce(s["hits"], F.array())
+    products = F.flatten(F.transform(hits, lambda h: F.coalesce(h["product"], F.array())))
+
+    def first_bad(values: Column, to: str) -> Column:
+        bad = F.filter(values, lambda v: v.isNotNull() & v.try_cast(to).isNull())
+        return F.try_element_at(bad, F.lit(1))
+
+    checks: list[tuple[Column, Column]] = [
+        (s["fullVisitorId"].isNull(), F.lit("fullVisitorId: required value is missing")),
+        (s["visitId"].isNull(), F.lit("visitId: required value is missing")),
+        (s["visitStartTime"].isNull(), F.lit("visitStartTime: required value is missing")),
+    ]
+    for field, values, to in (
+        ("visitStartTime", F.array(s["visitStartTime"]), "bigint"),
+        ("hits.time", F.transform(hits, lambda h: h["time"]), "bigint"),
+        ("hits.hitNumber", F.transform(hits, lambda h: h["hitNumber"]), "int"),
+        ("hits.product.productPrice", F.transform(products, lambda p: p["productPrice"]), "bigint"),
+        ("hits.product.productQuantity", F.transform(products, lambda p: p["productQuantity"]), "int"),
+    ):
+        bad = first_bad(values, to)
+        checks.append((bad.isNotNull(), F.format_string(f"{field}: '%s' is not a valid {to}", bad)))
+    reasons = F.concat_ws("; ", *[F.when(cond, msg) for cond, msg in checks])
+    reason = (
+        F.when(F.col("_not_json"), F.lit("malformed JSON"))
+        .when(s[CORRUPT].isNotNull(), F.lit("JSON does not match the GA export shape"))
+        .when(reasons != "", reasons)
+    )
+    return parsed.select("value", SOURCE_FILE, "s", reason.alias(REASON))
+
+
+def flatten(sessions: DataFrame, visitor_map: DataFrame) -> DataFrame:
+    """Good sessions → one row per lens activity, in the registry's column order."""
+    s = sessions.select(
+        F.col("s.fullVisitorId").alias("visitor"),
+        F.concat_ws("-", "s.fullVisitorId", "s.visitId").alias("session_id"),
+        F.timestamp_seconds(F.col("s.visitStartTime").cast("bigint")).cast("timestamp_ntz").alias("visit_start_ts"),
+        F.col("s.channelGrouping").alias("traffic_channel"),
+        F.col("s.trafficSource.source").alias("traffic_source"),
+        F.explode(F.coalesce("s.hits", F.array())).alias("h"),
+    )
+    action_type = F.col("h.eCommerceAction.action_type")
+    event_action = F.when(F.col("h.eventInfo.eventAction") == FAVOURITE_EVENT, F.lit("add_to_favourite"))
+    for code, name in EVENT_ACTIONS.items():
+        event_action = event_action.when(action_type == code, F.lit(name))
+    hits = s.select("*", event_action.alias("event_action")).filter(F.col("event_action").isNotNull())
+    items = hits.select("*", F.posexplode(F.coalesce("h.product", F.array())).alias("pos", "p"))
+    category = F.split("p.v2ProductCategory", "/", 2)
+    price = F.col("p.productPrice").cast("bigint") / F.lit(1_000_000.0)
+    quantity = F.col("p.productQuantity").cast("int")
+    activity_ts = (F.col("visit_start_ts") + F.make_dt_interval(
+        secs=F.col("h.time").cast("bigint") / F.lit(1000.0))).alias("activity_ts")
+    uuid_hex = F.sha2(F.concat_ws("|", "session_id", "h.hitNumber", "pos"), 256)
+    activity_uuid = F.concat_ws("-", *[F.substring(uuid_hex, start, n) for start, n in
+                                       ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))])
+    rows = items.select(
+        activity_uuid.alias("activity_uuid"),
+        "session_id",
+        "visit_start_ts",
+        "visitor",
+        activity_ts,
+        F.col("p.productSKU").alias("product_sku"),
+        F.col("p.v2ProductName").alias("product_name"),
+        category.getItem(0).alias("category_name"),
+        F.try_element_at(category, F.lit(2)).alias("subcategory_name"),
+        F.col("p.productBrand").alias("brand_name"),
+        price.alias("product_price"),
+        quantity.alias("quantity"),
+        F.when(F.col("event_action").isin("add_to_cart", "order_placed"), F.round(price * quantity, 2))
+        .alias("order_value"),
+        "event_action",
+        "traffic_channel",
+        "traffic_source",
+        F.when(F.col("event_action") == "order_placed", F.col("h.transaction.transactionId"))
+        .alias("transaction_id"),
+    )
+    repeat = Window.partitionBy("session_id", "event_action", "product_sku").orderBy("activity_ts", "activity_uuid")
+    vmap = visitor_map.select(F.col("fullVisitorId").alias("visitor"), F.col("customer_id").alias("entity_id"))
+    out = rows.join(vmap, "visitor", "left").select(
+        "*",
+        F.year("activity_ts").alias("activity_year"),
+        F.month("activity_ts").alias("activity_month"),
+        F.row_number().over(repeat).alias("occurence"),
+        F.lag("activity_ts").over(repeat).alias("activity_repeated_at"),
+    )
+    return out.select(
+        "activity_uuid", "session_id", "visit_start_ts", "entity_id", "activity_ts", "activity_year",
+        "activity_month", "product_sku", "product_name", "category_name", "subcategory_name", "brand_name",
+        "product_price", "quantity", "order_value", "event_action", "traffic_channel", "traffic_source",
+        "occurence", "activity_repeated_at", "transaction_id",
+    )
+
+
+def read_visitor_map(spark: SparkSession, uri: str) -> DataFrame:
+    """fullVisitorId → customer_id. A visitor mapped to several customers keeps the smallest id (stable)."""
+    vm = spark.read.csv(uri, header=True, schema="fullVisitorId string, customer_id string")
+    return vm.filter(F.col("fullVisitorId").isNotNull()).groupBy("fullVisitorId").agg(
+        F.min("customer_id").alias("customer_id")
+    )
+
+
+def run(spark: SparkSession, raw_uri: str, visitor_map_uri: str, stage_uri: str, quarantine_uri: str) -> dict:
+    parsed = parse(read_lines(spark, raw_uri)).cache()
+    good = parsed.filter(F.col(REASON).isNull())
+    stage = flatten(good, read_visitor_map(spark, visitor_map_uri)).cache()
+    stage.write.mode("overwrite").parquet(stage_uri)
+    parsed.filter(F.col(REASON).isNotNull()).select("value", REASON, SOURCE_FILE) \
+        .write.mode("overwrite").parquet(quarantine_uri)
+    counts = parsed.groupBy().agg(
+        F.count("*").alias("lines"),
+        F.count_if(F.col(REASON).isNull()).alias("parsed_lines"),
+        F.count_if(F.col(REASON).isNotNull()).alias("quarantined_lines"),
+    ).first().asDict()
+    manifest = {**{k: int(v or 0) for k, v in counts.items()}, "activities": stage.count()}
+    # written by Spark, so it lands wherever the stage output does (local, S3, HDFS)
+    spark.createDataFrame([(json.dumps(manifest),)], "value string").coalesce(1) \
+        .write.mode("overwrite").text(f"{stage_uri}/{MANIFEST}")
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", required=True)
+    parser.add_argument("--spec", help="base64 JSON from the registry (columns; the output order is fixed here)")
+    parser.add_argument("--raw", required=True)
+    parser.add_argument("--lookup", required=True, help="visitor map CSV: fullVisitorId,customer_id")
+    parser.add_argument("--stage", required=True)
+    parser.add_argument("--quarantine", required=True)
+    args = parser.parse_args(argv)
+    spark = SparkSession.builder.appName(f"c360_stage_{args.dataset}").getOrCreate()
+    try:
+        if args.spec:  # the registry and this job must agree on the columns
+            declared = [c["name"] for c in json.loads(base64.b64decode(args.spec))["columns"]]
+            produced = flatten(spark.createDataFrame([], f"s {SESSION}"),
+                               spark.createDataFrame([], "fullVisitorId string, customer_id string")).columns
+            if declared != produced:
+                raise SystemExit(f"registry columns {declared} differ from the job's output {produced}")
+        manifest = run(spark, args.raw, args.lookup, args.stage, args.quarantine)
+    finally:
+        spark.stop()
+    print(json.dumps({"dataset": args.dataset, **manifest}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,2 +1,0 @@
--- Full refresh: the batch is the whole table; rows deleted at the source disappear.
-insert into {next} select * from {batch};
