@@ -21,7 +21,7 @@ def test_every_dag_imports(dagbag):
 
 
 def test_every_active_dataset_has_a_dag(dagbag):
-    for ds in load_registry().active():
+    for ds in [*load_registry().active(), *load_registry().derived.values()]:
         assert ds.dag_id in dagbag.dags, f"{ds.name}: no DAG {ds.dag_id}"
 
 
@@ -45,7 +45,7 @@ def test_dag_metadata(dagbag, attr):
 
 
 def test_dag_ids_say_dataset_and_cadence(dagbag):
-    datasets = set(load_registry().datasets)
+    datasets = set(load_registry().datasets) | set(load_registry().derived)
     for dag_id in dagbag.dags:
         assert re.fullmatch(r"[a-z_]+_(hourly|daily|weekly|monthly\w*|every_\d+_minutes)", dag_id), dag_id
         assert any(dag_id.startswith(f"{d}_") for d in datasets), dag_id
@@ -84,7 +84,7 @@ def test_publish_is_downstream_of_its_quality_gate(dagbag):
 
 
 def test_task_ids_are_verb_phrases(dagbag):
-    verbs = ("extract", "stage", "load", "check", "publish")
+    verbs = ("wait", "export", "extract", "stage", "build", "load", "check", "publish")
     for dag_id, dag in dagbag.dags.items():
         for task in dag.tasks:
             assert task.task_id.split("_")[0] in verbs, f"{dag_id}.{task.task_id}"

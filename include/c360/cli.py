@@ -61,7 +61,10 @@ def run_dags(logical_date: datetime, dag_ids: list[str] | None = None) -> dict[s
     if not bag.dags:
         raise RuntimeError(f"no DAGs found in {settings.DAGS_DIR}")
     states = {}
-    for dag_id in sorted(bag.dags):
+    from c360.registry import load_registry
+
+    derived = {d.dag_id for d in load_registry().derived.values()}
+    for dag_id in sorted(bag.dags, key=lambda i: (i in derived, i)):  # derived products after their inputs
         if dag_ids and dag_id not in dag_ids:
             continue
         started = time.monotonic()
@@ -76,18 +79,27 @@ def summary() -> str:
     from c360.registry import load_registry
 
     lines = ["", "Published tables (PostgreSQL warehouse, schema c360):"]
+    from psycopg import sql
+
+    from c360.steps import ident
+
+    registry = load_registry()
+    tables = [ds.output.table for ds in registry.active()]
+    tables += [o.table for d in registry.derived.values() for o in d.outputs]
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        for ds in load_registry().active():
-            exists = conn.execute("select to_regclass(%s) is not null", (ds.output.table,)).fetchone()[0]
+        for table in tables:
+            exists = conn.execute("select to_regclass(%s) is not null", (table,)).fetchone()[0]
             if not exists:
-                lines.append(f"  {ds.output.table:<28} not published")
+                lines.append(f"  {table:<34} not published")
                 continue
-            from psycopg import sql
-
-            from c360.steps import ident
-
-            n = conn.execute(sql.SQL("select count(*) from {}").format(ident(ds.output.table))).fetchone()[0]
-            lines.append(f"  {ds.output.table:<28} {n:>10,} rows")
+            n = conn.execute(sql.SQL("select count(*) from {}").format(ident(table))).fetchone()[0]
+            lines.append(f"  {table:<34} {n:>10,} rows")
+        if conn.execute("select to_regclass('c360.lens_segment_customers') is not null").fetchone()[0]:
+            lines += ["", "Seed 002 sample lens query (customers in California per segment):"]
+            for total, segment in conn.execute(
+                    "select total_customers, segment_name from c360.lens_segment_customers "
+                    "where state = 'California' order by total_customers desc").fetchall():
+                lines.append(f"  {total:>8,}  {segment}")
         lines += ["", "Quality scores (latest run per dataset; 100 * passed / evaluated checks):"]
         rows = conn.execute(
             "select distinct on (dataset) dataset, score, checks_passed, checks_warned, checks_failed, "
@@ -110,6 +122,15 @@ def summary() -> str:
     return "\n".join(lines)
 
 
+def reset_warehouse() -> None:
+    """The demo starts from an empty warehouse (published tables, staging, quality results, logs)."""
+    from c360 import pg
+
+    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
+        for schema in ("c360", "staging", "quality", "meta"):
+            conn.execute(f"drop schema if exists {schema} cascade")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from c360 import generator
 
@@ -120,6 +141,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                             sessions_per_hour=args.sessions_per_hour)
     print(f"Generating source systems: {scale}", flush=True)
     data = generator.generate(scale)
+    reset_warehouse()
     counts = generator.load_sources(data)
     files = generator.write_landing(data)
     print(f"  source rows: {counts}; GA export files: {files}; injected defects: {data.defects}", flush=True)

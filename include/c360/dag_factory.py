@@ -16,7 +16,7 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param, task
 
 from c360 import alerts, lake, settings
-from c360.registry import Dataset, cadence_label
+from c360.registry import Dataset, Derived, cadence_label
 
 START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -158,4 +158,90 @@ def build_dag(ds: Dataset, *, doc_md: str | None = None, full_refresh: bool = Fa
         loaded = load_to_staging(extracted)
         gate = check_quality(loaded)
         extracted >> stage_with_spark >> loaded >> gate >> publish_table(loaded)
+    return dag
+
+
+def build_derived_dag(d: Derived, *, doc_md: str | None = None) -> DAG:
+    """A derived data product: wait_for_inputs → export_inputs → build_with_spark → load_to_staging →
+    check_quality → publish_outputs, as of the run's interval end."""
+    from c360.segments import load_segments
+
+    xcom = "ti.xcom_pull(task_ids='export_inputs')"
+    spec = base64.b64encode(json.dumps(load_segments().spec()).encode()).decode()
+    with DAG(
+        dag_id=d.dag_id,
+        description=d.description.strip(),
+        schedule=CronDataIntervalTimetable(d.cadence.schedule, timezone="UTC"),
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        default_args={**DEFAULT_ARGS, "owner": d.owner},
+        tags=["c360", d.name, "derived", cadence_label(d.cadence.schedule)],
+        doc_md=doc_md,
+    ) as dag:
+
+        @task.sensor(task_id="wait_for_inputs", poke_interval=300, timeout=6 * 3600, mode="reschedule")
+        def wait_for_inputs(**context: Any):
+            from airflow.sdk import PokeReturnValue
+
+            from c360 import outputs
+
+            missing = outputs.missing_inputs(d, context["data_interval_end"])
+            if missing:
+                print(f"waiting for inputs to publish: {', '.join(missing)}")
+            return PokeReturnValue(is_done=not missing)
+
+        @task(multiple_outputs=True, task_id="export_inputs")
+        def export_inputs(**context: Any) -> dict[str, Any]:
+            from c360 import outputs
+
+            as_of = context["data_interval_end"]
+            uris = outputs.export_inputs(d, as_of)
+            return {"inputs": base64.b64encode(json.dumps(uris).encode()).decode(),
+                    "out": lake.spark_uri(outputs.partition(d, as_of, "outputs", "")).rstrip("/"),
+                    "as_of": as_of.isoformat()}
+
+        build_with_spark = SparkSubmitOperator(
+            task_id="build_with_spark",
+            conn_id=settings.SPARK_CONN_ID,
+            application=str(settings.SPARK_DIR / d.transform.spark_job),
+            name=f"c360_{d.name}",
+            conf=SPARK_CONF,
+            application_args=[
+                "--inputs", f"{{{{ {xcom}['inputs'] }}}}",
+                "--as-of", f"{{{{ {xcom}['as_of'] }}}}",
+                "--spec", spec,
+                "--out", f"{{{{ {xcom}['out'] }}}}",
+            ],
+            outlets=[lake_asset("analytics", d.name)],
+        )
+
+        @task(multiple_outputs=True, task_id="load_to_staging")
+        def load_to_staging(**context: Any) -> dict[str, Any]:
+            from c360 import outputs
+
+            return outputs.load_outputs(d, context["data_interval_end"])
+
+        @task(multiple_outputs=True, task_id="check_quality", retries=0)
+        def check_quality(loaded: dict[str, Any], **context: Any) -> dict[str, Any]:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from c360 import outputs, quality
+
+            try:
+                return outputs.check_outputs(d, _interval(context), loaded)
+            except quality.QualityGateFailed as exc:
+                raise AirflowFailException(str(exc)) from exc
+
+        @task(multiple_outputs=True, task_id="publish_outputs",
+              outlets=[warehouse_asset(o.table) for o in d.outputs])
+        def publish_outputs(loaded: dict[str, Any], **context: Any) -> dict[str, Any]:
+            from c360 import outputs
+
+            return outputs.publish_outputs(d, _interval(context), context["data_interval_end"], loaded)
+
+        exported = export_inputs()
+        loaded = load_to_staging()
+        wait_for_inputs() >> exported >> build_with_spark >> loaded
+        check_quality(loaded) >> publish_outputs(loaded)
     return dag

@@ -54,6 +54,7 @@ DEFECT_RATES = {
     "age_out_of_range": 0.01,
     "inconsistent_gender": 0.015,
     "duplicate_customer_id": 0.005,
+    "same_person_twice": 0.01,
     "missing_description": 0.02,
     "unknown_order_status": 0.005,
     "unknown_payment_method": 0.005,
@@ -255,8 +256,29 @@ def generate(scale: Scale) -> Generated:
         "state": np.array([s[0] for s in STATES])[loc],
         "country": np.full(n, "United States"),
         "zipcode": np.char.add(np.array([s[2] for s in STATES])[loc], rng.integers(10, 99, n).astype(str)),
+        "consent_marketing": rng.random(n) < 0.62,
+        "consent_analytics": rng.random(n) < 0.8,
+        "consent_third_party": rng.random(n) < 0.2,
         "updated_at": updated,
     })
+    # The same person registered twice (a second customer_id): same email in other case, or same phone in
+    # another format. Identity resolution in the profile merges them; they are no defect of the table.
+    twice = np.flatnonzero(_pick(rng, DEFECT_RATES["same_person_twice"], n, d) & (email != None))  # noqa: E711
+    if len(twice):
+        again = customer.take(pa.array(twice))
+        by_email = rng.random(len(twice)) < 0.5
+        emails = np.array(again.column("email_address").to_pylist(), dtype=object)
+        phones = np.array(again.column("phone_number").to_pylist(), dtype=object)
+        new_email = np.where(by_email, np.char.upper(emails.astype(str)), np.char.add("alt.", emails.astype(str)))
+        new_phone = np.where(by_email, np.char.add("+1-555-", rng.integers(0, 10_000_000, len(twice)).astype(str)),
+                             np.char.replace(np.char.replace(phones.astype(str), "+1-", "("), "-", ") ", 1))
+        again = again.set_column(0, "customer_id", pa.array(_ids("D", len(twice))))
+        again = again.set_column(again.schema.get_field_index("email_address"), "email_address",
+                                 pa.array(new_email.astype(object), type=pa.string()))
+        again = again.set_column(again.schema.get_field_index("phone_number"), "phone_number",
+                                 pa.array(new_phone.astype(object), type=pa.string()))
+        customer = pa.concat_tables([customer, again])
+    out.defects["same_person_twice"] = len(twice)
     dup = np.flatnonzero(_pick(rng, DEFECT_RATES["duplicate_customer_id"], n, d))
     if len(dup):
         # A stale second copy (older version, other phone) of the same id, as a Redshift table without keys allows.

@@ -152,19 +152,64 @@ class Dataset(_Strict):
         return f"{self.name}_{cadence_label(self.cadence.schedule)}"
 
 
+class DerivedOutput(_Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")  # the Spark job's output folder
+    table: str = Field(pattern=r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
+    contract: str
+    history: bool  # one partition per as_of_date, or the current state only
+
+    @property
+    def contract_path(self) -> Path:
+        return settings.PROJECT_DIR / self.contract
+
+
+class Derived(_Strict):
+    name: str
+    description: str
+    owner: str
+    cadence: Cadence
+    inputs: tuple[str, ...] = Field(min_length=1)
+    transform: Transform
+    outputs: tuple[DerivedOutput, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _files(self) -> Derived:
+        for field, path in [("transform.spark_job", settings.SPARK_DIR / self.transform.spark_job)] + [
+            (f"outputs.{o.name}.contract", o.contract_path) for o in self.outputs
+        ]:
+            if not path.is_file():
+                raise ValueError(f"{field}: file {path} does not exist")
+        return self
+
+    @property
+    def dag_id(self) -> str:
+        return f"{self.name}_{cadence_label(self.cadence.schedule)}"
+
+
 class Registry(_Strict):
     datasets: dict[str, Dataset]
+    derived: dict[str, Derived] = {}
 
     @model_validator(mode="before")
     @classmethod
     def _inject_names(cls, data: dict) -> dict:
-        if isinstance(data, dict) and isinstance(data.get("datasets"), dict):
+        if isinstance(data, dict):
             data = dict(data)
-            data["datasets"] = {
-                name: {**spec, "name": name} if isinstance(spec, dict) else spec
-                for name, spec in data["datasets"].items()
-            }
+            for section in ("datasets", "derived"):
+                if isinstance(data.get(section), dict):
+                    data[section] = {
+                        name: {**spec, "name": name} if isinstance(spec, dict) else spec
+                        for name, spec in data[section].items()
+                    }
         return data
+
+    @model_validator(mode="after")
+    def _derived_inputs(self) -> Registry:
+        for d in self.derived.values():
+            unknown = [i for i in d.inputs if i not in self.datasets]
+            if unknown:
+                raise ValueError(f"derived {d.name}: inputs {unknown} are not datasets of this registry")
+        return self
 
     def active(self) -> list[Dataset]:
         return [d for d in self.datasets.values() if d.status == "active"]

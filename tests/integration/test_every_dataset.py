@@ -133,11 +133,12 @@ def _bad_ga_lines() -> list[str]:
     good = {"fullVisitorId": "V0000000001", "visitId": 1, "visitStartTime": int(GA_HOUR.timestamp()) + 60,
             "channelGrouping": "Direct", "trafficSource": {"source": "(direct)"},
             "hits": [{"hitNumber": 1, "time": 0, "type": "PAGE", "eCommerceAction": {"action_type": "2"},
-                      "product": [{"productSKU": "P1", "productPrice": "oops", "productQuantity": 1}]}]}
+                      "product": [{"productSKU": "P1", "productPrice": 1_000_000, "productQuantity": 1}]}]}
+    bad_price = {**good, "hits": [{**good["hits"][0], "product": [{"productSKU": "P1", "productPrice": "oops"}]}]}
     return [
         json.dumps(good)[:70],                                              # cut short
         json.dumps({**good, "visitStartTime": "noon"}),                     # mistyped session field
-        json.dumps(good),                                                   # mistyped product price
+        json.dumps(bad_price),                                              # mistyped product price
         json.dumps({**good, "hits": "none"}),                               # wrong shape
     ]
 

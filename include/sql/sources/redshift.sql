@@ -25,6 +25,9 @@ create table customer (
     state             varchar,
     country           varchar,
     zipcode           varchar,
+    consent_marketing   boolean,    -- added: seed 003 profile consent flags
+    consent_analytics   boolean,
+    consent_third_party boolean,
     updated_at        timestamp not null   -- added: change watermark
 );
 create index on customer (updated_at);

@@ -1,0 +1,174 @@
+"""Steps of a derived data product run (the Customer 360 outputs), as of the run's interval end.
+
+wait for inputs → export snapshots of the published inputs to the lake (Parquet) → Spark builds every output
+→ load each output into a batch table → Soda gate per output → publish all outputs in one transaction:
+history outputs replace their as-of date, current outputs are replaced only by a run at least as recent as
+the last one (a backfill of a past date rewrites history, never today's profile).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from c360 import lake, pg, settings, steps
+from c360.registry import Derived, load_registry
+
+if TYPE_CHECKING:
+    import psycopg
+
+log = logging.getLogger(__name__)
+
+
+def partition(d: Derived, as_of: datetime, part: str, name: str) -> str:
+    return f"{lake.uri('analytics', d.name, as_of)}/{part}/{name}"
+
+
+def missing_inputs(d: Derived, as_of: datetime) -> list[str]:
+    """Inputs whose latest scheduled interval ending at or before ``as_of`` has not been published yet."""
+    from croniter import croniter
+
+    registry = load_registry()
+    naive = as_of.replace(tzinfo=None)
+    missing = []
+    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
+        conn.execute(steps.sql_file("warehouse/bootstrap.sql"))
+        for name in d.inputs:
+            ds = registry[name]
+            it = croniter(ds.cadence.schedule, naive)
+            due = it.get_prev(datetime) if not croniter.match(ds.cadence.schedule, naive) else naive
+            (done,) = conn.execute(
+                "select exists (select 1 from meta.publish_log where dataset = %s "
+                "and interval_end at time zone 'UTC' >= %s)", (name, due)).fetchone()
+            if not done:
+                missing.append(f"{name} (interval ending {due:%Y-%m-%d %H:%M} UTC)")
+    return missing
+
+
+def export_inputs(d: Derived, as_of: datetime) -> dict[str, str]:
+    """Snapshot every input's published table (rows as of now; the job filters by as-of) to Parquet."""
+    import tempfile
+
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+    from psycopg import sql
+
+    registry = load_registry()
+    uris: dict[str, str] = {}
+    arrow = {"string": pa.string(), "int": pa.int32(), "bigint": pa.int64(), "double": pa.float64(),
+             "timestamp": pa.timestamp("us"), "date": pa.date32(), "boolean": pa.bool_()}
+    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn, tempfile.TemporaryDirectory(prefix="c360-export-") as tmp:
+        for name in d.inputs:
+            ds = registry[name]
+            csv_path = f"{tmp}/{name}.csv"
+            stmt = sql.SQL("copy (select {} from {}) to stdout with (format csv, header true)").format(
+                sql.SQL(", ").join(sql.Identifier(c) for c in ds.column_names), steps.ident(ds.output.table))
+            with conn.cursor() as cur, cur.copy(stmt) as copy, open(csv_path, "wb") as out:
+                for chunk in copy:
+                    out.write(chunk)
+            schema = pa.schema([(c.name, arrow[c.type]) for c in ds.columns])
+            table = pacsv.read_csv(csv_path, convert_options=pacsv.ConvertOptions(
+                column_types=schema, strings_can_be_null=True, true_values=["t"], false_values=["f"]))
+            target = lake.replace_partition(partition(d, as_of, "inputs", name))
+            with (target / "part-00000.parquet").open("wb") as f:
+                pq.write_table(table, f)
+            uris[name] = lake.spark_uri(str(target))
+            log.info("exported %s rows of %s", table.num_rows, ds.output.table)
+    web = registry["web_analytics"]
+    uris["visitor_map"] = lake.spark_uri(f"{settings.landing_uri()}/{web.source.path}/{web.source.lookup}")
+    return uris
+
+
+def ensure_tables(conn: psycopg.Connection) -> None:
+    conn.execute(steps.sql_file("warehouse/bootstrap.sql"))
+    conn.execute((settings.SQL_DIR / "outputs" / "tables.sql").read_text())
+
+
+def _table_columns(conn: psycopg.Connection, table: str) -> list[str]:
+    schema, name = table.split(".", 1)
+    rows = conn.execute("select column_name from information_schema.columns where table_schema = %s and "
+                        "table_name = %s order by ordinal_position", (schema, name)).fetchall()
+    return [r[0] for r in rows]
+
+
+def batch_table(d: Derived, output_name: str, as_of: datetime) -> str:
+    return f"staging.{d.name}_{output_name}__{as_of:%Y%m%dt%H%M}"
+
+
+def load_outputs(d: Derived, as_of: datetime) -> dict[str, Any]:
+    """COPY each Spark output into its batch table (like the published table)."""
+    from psycopg import sql
+
+    loaded = {}
+    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
+        ensure_tables(conn)
+        for o in d.outputs:
+            table = steps._read_parquet(partition(d, as_of, "outputs", o.name))
+            columns = _table_columns(conn, o.table)
+            if sorted(table.column_names) != sorted(columns):
+                raise RuntimeError(f"{d.name}.{o.name}: Spark wrote columns {table.column_names}, "
+                                   f"{o.table} has {columns}")
+            batch = batch_table(d, o.name, as_of)
+            conn.execute(sql.SQL("drop table if exists {}").format(steps.ident(batch)))
+            conn.execute(sql.SQL("create table {} (like {} including defaults including constraints)").format(
+                steps.ident(batch), steps.ident(o.table)))
+            steps.copy_arrow(conn, batch, table.select(columns))
+            conn.execute(sql.SQL("analyze {}").format(steps.ident(batch)))
+            loaded[o.name] = {"batch_table": batch, "rows": table.num_rows}
+    return loaded
+
+
+def check_outputs(d: Derived, interval: steps.Interval, loaded: dict[str, Any]) -> dict[str, Any]:
+    """The Soda gate on every output's batch; scores are recorded per output. Raises on a blocking failure."""
+    from c360 import quality
+
+    failures, scores = [], {}
+    for o in d.outputs:
+        results = quality.verify(o.contract_path, loaded[o.name]["batch_table"])
+        scores[o.name] = quality.record(o.name, interval, results)
+        failures += [f"{o.name}: {r.check_name}: measured {r.measured_value} ({r.threshold})"
+                     for r in results if r.outcome == "failed"]
+    if failures:
+        raise quality.QualityGateFailed(
+            f"{d.name}: {len(failures)} blocking check(s) failed, nothing was published: {'; '.join(failures)}")
+    return scores
+
+
+def publish_outputs(d: Derived, interval: steps.Interval, as_of: datetime, loaded: dict[str, Any]) -> dict[str, Any]:
+    from psycopg import sql
+
+    ident = steps.ident
+    result = {}
+    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:  # one transaction for every output
+        conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (d.name,))
+        ensure_tables(conn)
+        (latest,) = conn.execute("select max(interval_end) from meta.publish_log where dataset = %s",
+                                 (f"{d.name}.current",)).fetchone()
+        is_latest = latest is None or interval.end >= latest
+        for o in d.outputs:
+            batch = loaded[o.name]["batch_table"]
+            if o.history:
+                conn.execute(sql.SQL("delete from {} where as_of_date = %s").format(ident(o.table)), (as_of.date(),))
+            elif not is_latest:
+                log.info("%s: as of %s is older than the published current state (%s); kept it", o.table,
+                         as_of, latest)
+                conn.execute(sql.SQL("drop table {}").format(ident(batch)))
+                continue
+            else:
+                conn.execute(sql.SQL("truncate {}").format(ident(o.table)))
+            conn.execute(sql.SQL("insert into {} select * from {}").format(ident(o.table), ident(batch)))
+            conn.execute(sql.SQL("drop table {}").format(ident(batch)))
+            result[o.name] = loaded[o.name]["rows"]
+            conn.execute(steps.sql_file("warehouse/publish_log.sql"), {
+                "dataset": o.name, "table": o.table, "start": interval.start, "end": interval.end,
+                "run_id": interval.run_id, "mode": "history" if o.history else "current",
+                "batch_rows": loaded[o.name]["rows"], "rows": loaded[o.name]["rows"]})
+        if is_latest:
+            conn.execute(steps.sql_file("warehouse/publish_log.sql"), {
+                "dataset": f"{d.name}.current", "table": "-", "start": interval.start, "end": interval.end,
+                "run_id": interval.run_id, "mode": "current", "batch_rows": 0, "rows": 0})
+        conn.execute((settings.SQL_DIR / "outputs" / "views.sql").read_text())
+    log.info("published %s as of %s: %s", d.name, as_of, result)
+    return result
