@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 export PYTHONPATH := $(CURDIR)/include:$(CURDIR)/include/spark
 export SODA_CORE_TELEMETRY_ENABLED := false
 
-.PHONY: install demo test up down psql quarantine lint generate
+.PHONY: install demo test up down psql quarantine bench-rfm lint generate
 
 install: $(STAMP)
 
@@ -37,6 +37,9 @@ psql: install          ## psql on the warehouse; make psql SQL='select 1' runs o
 
 quarantine: install    ## quarantined rows by reason: make quarantine DATASET=orders [INTERVAL=2026-11-20T1245]
 	$(PY) -m c360.cli quarantine --dataset "$(DATASET)" $(if $(INTERVAL),--interval "$(INTERVAL)")
+
+bench-rfm: install     ## RFM + segments: Spark job vs DuckDB, same data, results compared (prints figures)
+	$(PY) bench/rfm.py $(BENCH_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -211,3 +211,32 @@ def test_segments_and_enriched_orders_match_duckdb(spark):
         left join brand b using (brand_id) left join pay using (order_id)
         where o.order_date < $as_of""", params).fetchall())
     assert got_e == exp_e and len(got_e) > 1000
+
+
+@pytest.mark.parametrize("partitions", [1, 7])
+def test_rank_ascending_equals_sql_rank_across_partitions(spark, partitions):
+    import random
+
+    rng = random.Random(5)
+    values = [rng.choice([0, 1, 1, 2, 3, 3, 3, 10, -4]) + rng.choice([0, 0, 0.5]) for _ in range(2_000)]
+    df = spark.createDataFrame([(i, float(v)) for i, v in enumerate(values)], "id int, v double")
+    got = {r.id: r.rank for r in job.rank_ascending(df, "v", "rank", partitions).collect()}
+    expected = {i: 1 + sum(w < v for w in values) for i, v in enumerate(values)}
+    assert got == expected
+
+
+def test_quintile_scores_same_by_order_statistics_and_by_distributed_ranks(spark, monkeypatch):
+    import random
+
+    rng = random.Random(11)
+    rows = [(i, rng.choice([1, 2, 2, 3, 7, 7, 7, 30]), Decimal(rng.choice(["0.00", "-5.50", "10.00", "10.01", "99.99"])))
+            for i in range(3_001)]
+    df = spark.createDataFrame(rows, "id int, f int, m decimal(18,2)")
+    cols = {"f_score": "f", "m_score": "m"}
+    by_stats = {r.id: (r.f_score, r.m_score) for r in job.quintile_scores(df, cols).collect()}
+    monkeypatch.setattr(job, "COLLECT_LIMIT", 0)
+    by_rank = {r.id: (r.f_score, r.m_score) for r in job.quintile_scores(df, cols).collect()}
+    n = len(rows)
+    expected = {i: tuple(1 + (5 * sum(w[k] < v[k] for w in rows)) // n for k in (1, 2)) for i, *_ in rows
+                for v in [rows[i]]}
+    assert by_stats == by_rank == expected

@@ -70,7 +70,8 @@ def stage_spec(ds: Dataset) -> str:
 def _interval(context: dict[str, Any]):
     from c360.steps import Interval
 
-    return Interval(context["data_interval_start"], context["data_interval_end"], context["run_id"])
+    return Interval(context["data_interval_start"], context["data_interval_end"], context["run_id"],
+                    context["dag"].dag_id)
 
 
 def build_dag(ds: Dataset, *, doc_md: str | None = None, full_refresh: bool = False) -> DAG:

@@ -136,18 +136,19 @@ def record(ds_name: str, interval: Interval, results: list[CheckResult]) -> floa
     s = score(results)
     counts = {o: sum(r.outcome == o for r in results) for o in ("passed", "warned", "failed", "not_evaluated")}
     key = {"dataset": ds_name, "run_id": interval.run_id}
+    dag = {"dag_id": interval.dag_id or None}
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
         conn.execute(sql_file("warehouse/bootstrap.sql"))
         conn.execute(sql_file("quality/delete_run.sql"), key)
         with conn.cursor() as cur:
             cur.executemany(sql_file("quality/insert_check.sql"), [
-                {**key, "start": interval.start, "end": interval.end, "check": r.check_name,
+                {**key, **dag, "start": interval.start, "end": interval.end, "check": r.check_name,
                  "column": r.column_name, "outcome": r.outcome, "value": r.measured_value,
                  "threshold": r.threshold, "severity": r.severity}
                 for r in results
             ])
         conn.execute(sql_file("quality/insert_score.sql"), {
-            **key, "start": interval.start, "end": interval.end, "score": s, **counts,
+            **key, **dag, "start": interval.start, "end": interval.end, "score": s, **counts,
         })
     return s
 

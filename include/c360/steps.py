@@ -29,6 +29,7 @@ class Interval:
     start: datetime
     end: datetime
     run_id: str
+    dag_id: str = ""
 
     @property
     def params(self) -> dict[str, Any]:

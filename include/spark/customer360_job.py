@@ -18,6 +18,7 @@ Definitions (the tests recompute them independently in DuckDB):
 * Quintile score of a value v among the n scored customers: ``1 + floor(5 * (rank(v) - 1) / n)`` where rank
   is the SQL ``RANK()`` of v in ascending order (for recency: of ``-recency_days``, so recent is high). Equal
   values share the lowest rank and so the same score: the tie rule is deterministic and needs no tie-breaker.
+  (Computed without a global window: see :func:`quintile_scores`.)
 * Identity resolution: customers sharing a normalised email (trimmed, lower case), a normalised phone (its
   last 10 digits) or a web visitor id are one person; the person's id is the smallest customer_id among them
   (connected components by min-label propagation). Survivorship: names, age, gender and location come from
@@ -36,6 +37,7 @@ from datetime import datetime
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 MONEY = "decimal(18,2)"
 
@@ -54,17 +56,69 @@ def purchases(orders: DataFrame, as_of: datetime, excluded: list[str], window_da
     return orders.filter(cond)
 
 
-def quintile(value: str) -> F.Column:
-    """1 + floor(5 * (RANK() over value ascending - 1) / n); ``n`` must be a column of the frame."""
-    rank = F.rank().over(Window.orderBy(F.col(value).asc()))
-    return (F.floor(F.lit(5) * (rank - 1) / F.col("_n")) + 1).cast("int")
+def rank_ascending(df: DataFrame, value: str, alias: str, partitions: int) -> DataFrame:
+    """SQL ``RANK() OVER (ORDER BY value)`` without a single-partition window.
+
+    A global window sorts every row in one task. Instead the rows are range-partitioned by the value (equal
+    values always land in the same partition, partitions are in value order), ranked inside each partition,
+    and shifted by the number of rows in the partitions before it: the same ranks, computed in parallel.
+    """
+    ranged = df.repartitionByRange(partitions, F.col(value)).withColumn("_pid", F.spark_partition_id()).cache()
+    sizes = ranged.groupBy("_pid").count()
+    before = Window.orderBy("_pid").rowsBetween(Window.unboundedPreceding, -1)  # a few rows: one per partition
+    offsets = sizes.select("_pid", F.coalesce(F.sum("count").over(before), F.lit(0)).alias("_offset"))
+    local = F.rank().over(Window.partitionBy("_pid").orderBy(F.col(value)))
+    return ranged.join(F.broadcast(offsets), "_pid").select(
+        *df.columns, (local + F.col("_offset")).alias(alias))
+
+
+def quintile(rank: str, n: int) -> F.Column:
+    """1 + floor(5 * (rank - 1) / n): equal values share the lowest rank, hence the same score."""
+    return (F.floor(F.lit(5) * (F.col(rank) - 1) / F.lit(n)) + 1).cast("int")
+
+
+# Up to this many scored customers the values are collected to the driver (8 bytes per value and metric).
+COLLECT_LIMIT = 20_000_000
+
+
+def quintile_scores(df: DataFrame, columns: dict[str, str]) -> DataFrame:
+    """Add a quintile score column (name → value column) per metric, exactly as ``1 + floor(5(rank-1)/n)``.
+
+    The score of v only depends on how many values are strictly below it: score(v) = 1 + #{k in 1..4 :
+    v > x[ceil(k*n/5) - 1]} over the sorted values x. So four order statistics per metric decide every score;
+    they are found by sorting the values on the driver (numpy, exact), and the scores are plain comparisons:
+    no window, no sort, no join over the customers. Past ``COLLECT_LIMIT`` the distributed ranks are used.
+    """
+    import numpy as np
+
+    n = df.count()
+    if n == 0:
+        return df.select("*", *[F.lit(None).cast("int").alias(name) for name in columns])
+    if n > COLLECT_LIMIT:
+        ranked = df
+        for name, value in columns.items():
+            ranked = rank_ascending(ranked, value, f"_{name}_rank", max(1, n // 50_000 + 1))
+        return ranked.select(*df.columns, *[quintile(f"_{name}_rank", n).alias(name) for name in columns])
+    # exact integers for the driver: money as cents (decimal(18,2) → long)
+    exact = {v: (F.col(v) * 100 if isinstance(df.schema[v].dataType, T.DecimalType) else F.col(v)).cast("long")
+             for v in columns.values()}
+    values = df.select(*[exact[v].alias(v) for v in columns.values()]).toArrow()
+    cuts = [(k * n + 4) // 5 - 1 for k in range(1, 5)]  # 0-based ceil(k*n/5) - 1
+    scores = []
+    for name, value in columns.items():
+        ordered = np.sort(values.column(value).to_numpy())
+        above = [exact[value] > F.lit(int(ordered[i])) for i in cuts]
+        scores.append((F.lit(1) + sum(c.cast("int") for c in above)).cast("int").alias(name))
+    return df.select("*", *scores)
 
 
 def rfm(orders: DataFrame, as_of: datetime, settings: dict, rfm_segments: list[dict]) -> DataFrame:
     window = purchases(orders, as_of, settings.get("excluded_statuses", []), settings["window_days"])
     per_customer = window.filter(F.col("customer_id").isNotNull()).groupBy("customer_id").agg(
         F.max("order_date").alias("last_order_ts"),
-        F.countDistinct("order_id").cast("int").alias("frequency"),
+        # order_id is the orders table's primary key: counting rows counts distinct orders (no distinct
+        # aggregate, which would cost another shuffle of every order)
+        F.count("order_id").cast("int").alias("frequency"),
         F.sum(F.col("total_amount").cast(MONEY)).cast(MONEY).alias("monetary"),
     )
     as_of_date = F.lit(as_of.date())
@@ -75,13 +129,8 @@ def rfm(orders: DataFrame, as_of: datetime, settings: dict, rfm_segments: list[d
         "frequency",
         F.coalesce("monetary", F.lit(0).cast(MONEY)).alias("monetary"),
     )
-    n = base.agg(F.count("*").alias("_n"))
-    scored = base.crossJoin(n).withColumn("_neg_recency", -F.col("recency_days")).select(
-        "*",
-        quintile("_neg_recency").alias("r_score"),
-        quintile("frequency").alias("f_score"),
-        quintile("monetary").alias("m_score"),
-    )
+    base = base.withColumn("_neg_recency", -F.col("recency_days")).cache()
+    scored = quintile_scores(base, {"r_score": "_neg_recency", "f_score": "frequency", "m_score": "monetary"})
     segment = F.lit(None).cast("string")
     for rule in reversed(rfm_segments):  # first matching rule wins
         cond = F.lit(True)
@@ -103,13 +152,28 @@ def audience_metrics(orders: DataFrame, items: DataFrame, product: DataFrame, we
                      metrics: dict, excluded: list[str]) -> DataFrame:
     """customer_id × metric name → value (one row per customer with a non-zero metric)."""
     frames = []
+    # order-based metrics: one pass over the orders, one conditional aggregate per metric
+    order_metrics = {k: m for k, m in metrics.items() if m["kind"] in ("order_value", "order_count")}
+    if order_metrics:
+        widest = max(m["window_days"] for m in order_metrics.values())
+        bought = purchases(orders, as_of, excluded, widest).filter(F.col("customer_id").isNotNull())
+        aggs = []
+        for name, m in order_metrics.items():
+            inside = F.col("order_date") >= _lit_ts(as_of) - F.make_dt_interval(days=F.lit(m["window_days"]))
+            if m["kind"] == "order_value":
+                aggs.append(F.sum(F.when(inside, F.col("total_amount").cast(MONEY))).cast("double").alias(name))
+            else:
+                aggs.append(F.count(F.when(inside, F.col("order_id"))).cast("double").alias(name))
+        wide = bought.groupBy("customer_id").agg(*aggs)
+        stacked = F.explode(F.array(*[F.struct(F.lit(k).alias("metric"), F.col(k).alias("value"))
+                                      for k in order_metrics]))
+        frames.append(wide.select("customer_id", stacked.alias("m"))
+                      .select("customer_id", "m.metric", "m.value").filter(F.col("value").isNotNull()))
     for name, m in metrics.items():
+        if name in order_metrics:
+            continue
         bought = purchases(orders, as_of, excluded, m["window_days"]).filter(F.col("customer_id").isNotNull())
-        if m["kind"] == "order_value":
-            agg = bought.groupBy("customer_id").agg(F.sum(F.col("total_amount").cast(MONEY)).cast("double").alias("value"))
-        elif m["kind"] == "order_count":
-            agg = bought.groupBy("customer_id").agg(F.countDistinct("order_id").cast("double").alias("value"))
-        elif m["kind"] == "items_in_categories":
+        if m["kind"] == "items_in_categories":
             cats = m["categories"]
             lines = bought.select("order_id", "customer_id").join(items.select("order_id", "product_id", "qty"), "order_id")
             lines = lines.join(product.select("product_id", "product_category", "product_subcategory"), "product_id")
@@ -129,6 +193,8 @@ def audience_metrics(orders: DataFrame, items: DataFrame, product: DataFrame, we
         else:
             raise ValueError(f"unknown metric kind {m['kind']!r} for {name}")
         frames.append(agg.select("customer_id", F.lit(name).alias("metric"), "value"))
+    if not frames:
+        return orders.sparkSession.createDataFrame([], "customer_id string, metric string, value double")
     out = frames[0]
     for f in frames[1:]:
         out = out.unionByName(f)

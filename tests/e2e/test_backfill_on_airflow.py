@@ -8,17 +8,15 @@ checksums unchanged, with no duplicate business key in any published table.
 
 from __future__ import annotations
 
-import json
-import socket
 import time
-import urllib.error
-import urllib.request
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from c360 import generator, pg, settings
 from c360.registry import load_registry
+
+from .conftest import Api
 
 pytestmark = pytest.mark.e2e
 
@@ -29,42 +27,6 @@ SCALE = generator.Scale(customers=500, days=6, orders_per_day=100, sessions_per_
 DAILY = ("customer_daily", TODAY - timedelta(days=4), TODAY - timedelta(days=2))  # 3 daily intervals
 HOURLY = ("web_analytics_hourly", TODAY - timedelta(hours=14), TODAY - timedelta(hours=9))  # 6 hours
 TIMEOUT = 900
-
-
-class Api:
-    def __init__(self, url: str, password: str):
-        self.url = url
-        self.token = self._call("POST", "/auth/token", {"username": "admin", "password": password},
-                                auth=False)["access_token"]
-
-    def _call(self, method: str, path: str, body=None, auth: bool = True):
-        req = urllib.request.Request(f"{self.url}{path}", method=method,
-                                     data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Content-Type": "application/json"})
-        if auth:
-            req.add_header("Authorization", f"Bearer {self.token}")
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                return json.loads(resp.read() or b"null")
-        except urllib.error.HTTPError as exc:
-            raise AssertionError(f"{method} {path}: {exc.code} {exc.read()[:500]!r}") from None
-
-    get = lambda self, path: self._call("GET", path)  # noqa: E731
-    post = lambda self, path, body: self._call("POST", path, body)  # noqa: E731
-    patch = lambda self, path, body: self._call("PATCH", path, body)  # noqa: E731
-
-    def runs(self, dag_id: str) -> list[dict]:
-        return self.get(f"/api/v2/dags/{dag_id}/dagRuns?limit=100&order_by=logical_date")["dag_runs"]
-
-    def tasks(self, dag_id: str, run_id: str) -> dict[str, dict]:
-        tis = self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
-        return {t["task_id"]: t for t in tis}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait(what: str, condition, timeout: float = TIMEOUT):
@@ -104,8 +66,8 @@ def _no_duplicates(ds) -> bool:
 
 
 @pytest.fixture(scope="module")
-def airflow(platform):
-    from c360 import cli, steps
+def sources(platform):
+    from c360 import steps
 
     data = generator.generate(SCALE)
     generator.load_sources(data)
@@ -116,15 +78,7 @@ def airflow(platform):
         conn.execute("drop schema if exists c360 cascade; drop schema if exists staging cascade")
         for ds in load_registry().active():
             steps.ensure_published_table(conn, ds)
-    url = cli.start_services(_free_port())
-    try:
-        api = Api(url, cli.admin_password())
-        _wait("the dag-processor to serialize the DAGs",
-              lambda: {DAILY[0], HOURLY[0]} <= {d["dag_id"] for d in api.get("/api/v2/dags?limit=100")["dags"]},
-              timeout=180)
-        yield api
-    finally:
-        cli.stop_services()
+    return data
 
 
 def _all_done(api: Api, dag_id: str, n_backfill: int):
@@ -138,7 +92,7 @@ def _all_done(api: Api, dag_id: str, n_backfill: int):
 
 
 @pytest.fixture(scope="module")
-def backfilled(airflow):
+def backfilled(airflow, sources):
     api = airflow
     for dag_id, start, end in (DAILY, HOURLY):
         api.patch(f"/api/v2/dags/{dag_id}?update_mask=is_paused", {"is_paused": False})

@@ -87,7 +87,9 @@ DAG_IDS = sorted(["customer_daily", "transactions_daily", "orders_every_15_minut
 
 def test_every_registered_dataset_has_a_dag_here(dagbag):
     # keeps DAG_IDS honest: a new dataset or DAG must be added to the rerun test below
-    assert sorted(dagbag.dags) == DAG_IDS
+    # (derived products have their own rerun and backfill test: test_customer360.py)
+    derived = {d.dag_id for d in load_registry().derived.values()}
+    assert sorted(set(dagbag.dags) - derived) == DAG_IDS
 
 
 @pytest.mark.parametrize("dag_id", DAG_IDS)
