@@ -210,6 +210,11 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def _alive(pid: int) -> bool:
+    try:  # reap it first if it is our own exited child (a zombie still answers kill(pid, 0))
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
     try:
         os.kill(pid, 0)
         return True

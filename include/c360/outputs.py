@@ -126,7 +126,7 @@ def check_outputs(d: Derived, interval: steps.Interval, loaded: dict[str, Any]) 
 
     failures, scores = [], {}
     for o in d.outputs:
-        results = quality.verify(o.contract_path, loaded[o.name]["batch_table"])
+        results = quality.verify(o.contract_path, loaded[o.name]["batch_table"], interval.end)
         scores[o.name] = quality.record(o.name, interval, results)
         failures += [f"{o.name}: {r.check_name}: measured {r.measured_value} ({r.threshold})"
                      for r in results if r.outcome == "failed"]

@@ -12,6 +12,7 @@ import logging
 import os
 import tempfile
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -93,9 +94,14 @@ def contract_for(contract_path: Path, table: str) -> str:
     return yaml.safe_dump(contract, sort_keys=False)
 
 
-def verify(contract_path: Path, table: str | None = None) -> list[CheckResult]:
-    """Run the contract against the warehouse (on ``table`` if given) and return one result per check."""
+def verify(contract_path: Path, table: str | None = None, now: datetime | None = None) -> list[CheckResult]:
+    """Run the contract against the warehouse (on ``table`` if given) and return one result per check.
+
+    ``now`` (the run's interval end) is what freshness checks measure against, so a backfilled interval is
+    judged as of its own time. Queries in a contract name the checked table as ``${BATCH}``.
+    """
     os.environ.setdefault("SODA_CORE_TELEMETRY_ENABLED", "false")
+    import yaml
     from soda_core.contracts import verify_contract_locally
 
     with tempfile.TemporaryDirectory(prefix="c360-soda-") as tmp:
@@ -106,7 +112,10 @@ def verify(contract_path: Path, table: str | None = None) -> list[CheckResult]:
         if table is not None:
             target = Path(tmp) / contract_path.name
             target.write_text(contract_for(contract_path, table))
-        session = verify_contract_locally(data_source_file_path=str(ds_file), contract_file_path=str(target))
+        batch = table or yaml.safe_load(contract_path.read_text())["dataset"].split("/", 2)[2].replace("/", ".")
+        session = verify_contract_locally(
+            data_source_file_path=str(ds_file), contract_file_path=str(target), variables={"BATCH": batch},
+            data_timestamp=(now or datetime.now(UTC)).astimezone(UTC).isoformat())
     if session.has_errors:
         raise QualityGateFailed(f"Soda could not verify {contract_path}: {session.get_errors_str()}")
     results: list[CheckResult] = []
@@ -155,7 +164,7 @@ def record(ds_name: str, interval: Interval, results: list[CheckResult]) -> floa
 
 def gate(ds: Dataset, interval: Interval, table: str) -> dict:
     """Verify the contract on the batch ``table``, record, then fail on blocking checks (warnings are logged)."""
-    results = verify(ds.contract_path, table)
+    results = verify(ds.contract_path, table, interval.end)
     s = record(ds.name, interval, results)
     failed = [r for r in results if r.outcome == "failed"]
     warned = [r for r in results if r.outcome == "warned"]

@@ -128,6 +128,10 @@ def _sparkline(points: list[dict[str, Any]], width: int = 180, height: int = 36)
                       for x, v in zip(xs, values, strict=True)) + "</svg>")
 
 
+def _num(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def render_page(now: datetime | None = None) -> str:
     e = html.escape
     rows = []
@@ -139,7 +143,7 @@ def render_page(now: datetime | None = None) -> str:
         interval = (f"{latest['interval_start'][:16]} → {latest['interval_end'][:16]}" if latest else "never scored")
         checks = "".join(
             f"<li class=\"{e(c['outcome'])}\"><b>{e(c['check'])}</b> ({e(c['outcome'])}, {e(c['severity'])}): "
-            f"measured {e(str(c['measured']))}, expected {e(str(c['expected']))}</li>"
+            f"measured {e(_num(c['measured']))}, expected {e(str(c['expected']))}</li>"
             for c in s.failing_checks) or "<li class=\"muted\">none</li>"
         run = (f'<a href="../{e(s.run_url)}" target="_top">{e(latest["dag_run_id"])}</a>' if s.run_url else "—")
         rows.append(

@@ -124,7 +124,7 @@ def test_steward_page_in_headless_chromium(seeded):
         row = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, f'tr[data-dataset="{DATASET}"]')))
         text = row.text
         assert "50.00" in text and DAG_ID in text
-        assert "consistency - category (failed, blocking): measured 12.0" in text
+        assert "consistency - category (failed, blocking): measured 12, expected must be < 5" in text
         assert row.find_element(By.CSS_SELECTOR, "svg.trend").get_attribute("aria-label") == \
             "score trend: 2 runs, from 100 to 50"
         link = row.find_element(By.LINK_TEXT, RUNS[1][0]).get_attribute("href")
