@@ -112,15 +112,45 @@ def quintile_scores(df: DataFrame, columns: dict[str, str]) -> DataFrame:
     return df.select("*", *scores)
 
 
-def rfm(orders: DataFrame, as_of: datetime, settings: dict, rfm_segments: list[dict]) -> DataFrame:
-    window = purchases(orders, as_of, settings.get("excluded_statuses", []), settings["window_days"])
-    per_customer = window.filter(F.col("customer_id").isNotNull()).groupBy("customer_id").agg(
-        F.max("order_date").alias("last_order_ts"),
-        # order_id is the orders table's primary key: counting rows counts distinct orders (no distinct
-        # aggregate, which would cost another shuffle of every order)
-        F.count("order_id").cast("int").alias("frequency"),
-        F.sum(F.col("total_amount").cast(MONEY)).cast(MONEY).alias("monetary"),
-    )
+ORDER_METRIC_KINDS = ("order_value", "order_count")
+
+
+def order_stats(orders: DataFrame, as_of: datetime, settings: dict, metrics: dict | None = None) -> DataFrame:
+    """One pass over the orders: per customer the RFM aggregates of the RFM window (``_rfm_*``) and one
+    column per order-based audience metric (its own window). Customers with no purchase in any window are
+    absent; columns of a window without purchases are NULL."""
+    excluded = settings.get("excluded_statuses", [])
+    order_metrics = {k: m for k, m in (metrics or {}).items() if m["kind"] in ORDER_METRIC_KINDS}
+    widest = max([settings["window_days"], *[m["window_days"] for m in order_metrics.values()]])
+    bought = purchases(orders, as_of, excluded, widest).filter(F.col("customer_id").isNotNull())
+
+    def inside(days: int) -> F.Column:
+        return F.col("order_date") >= _lit_ts(as_of) - F.make_dt_interval(days=F.lit(days))
+
+    rfm_in = inside(settings["window_days"])
+    amount = F.col("total_amount").cast(MONEY)
+    aggs = [
+        F.max(F.when(rfm_in, F.col("order_date"))).alias("_rfm_last_order_ts"),
+        # order_id is the orders table's primary key: counting rows counts distinct orders (a distinct
+        # aggregate would cost another shuffle of every order)
+        F.count(F.when(rfm_in, F.lit(1))).cast("int").alias("_rfm_frequency"),
+        F.sum(F.when(rfm_in, amount)).cast(MONEY).alias("_rfm_monetary"),
+    ]
+    for name, m in order_metrics.items():
+        if m["kind"] == "order_value":
+            aggs.append(F.sum(F.when(inside(m["window_days"]), amount)).cast("double").alias(name))
+        else:
+            aggs.append(F.count(F.when(inside(m["window_days"]), F.lit(1))).cast("double").alias(name))
+    return bought.groupBy("customer_id").agg(*aggs)
+
+
+def rfm(orders: DataFrame, as_of: datetime, settings: dict, rfm_segments: list[dict],
+        stats: DataFrame | None = None) -> DataFrame:
+    """RFM per customer with a purchase in the window (``stats``: :func:`order_stats`, computed if absent)."""
+    stats = stats if stats is not None else order_stats(orders, as_of, settings)
+    per_customer = stats.filter(F.col("_rfm_frequency") > 0).select(
+        "customer_id", F.col("_rfm_last_order_ts").alias("last_order_ts"),
+        F.col("_rfm_frequency").alias("frequency"), F.col("_rfm_monetary").alias("monetary"))
     as_of_date = F.lit(as_of.date())
     base = per_customer.select(
         "customer_id",
@@ -149,25 +179,17 @@ def rfm(orders: DataFrame, as_of: datetime, settings: dict, rfm_segments: list[d
 
 
 def audience_metrics(orders: DataFrame, items: DataFrame, product: DataFrame, web: DataFrame, as_of: datetime,
-                     metrics: dict, excluded: list[str]) -> DataFrame:
-    """customer_id × metric name → value (one row per customer with a non-zero metric)."""
+                     metrics: dict, excluded: list[str], stats: DataFrame | None = None) -> DataFrame:
+    """customer_id × metric name → value (order-based metrics from ``stats`` when given: :func:`order_stats`
+    with these metrics, so the orders are aggregated once for RFM and audiences)."""
     frames = []
-    # order-based metrics: one pass over the orders, one conditional aggregate per metric
-    order_metrics = {k: m for k, m in metrics.items() if m["kind"] in ("order_value", "order_count")}
+    order_metrics = {k: m for k, m in metrics.items() if m["kind"] in ORDER_METRIC_KINDS}
     if order_metrics:
-        widest = max(m["window_days"] for m in order_metrics.values())
-        bought = purchases(orders, as_of, excluded, widest).filter(F.col("customer_id").isNotNull())
-        aggs = []
-        for name, m in order_metrics.items():
-            inside = F.col("order_date") >= _lit_ts(as_of) - F.make_dt_interval(days=F.lit(m["window_days"]))
-            if m["kind"] == "order_value":
-                aggs.append(F.sum(F.when(inside, F.col("total_amount").cast(MONEY))).cast("double").alias(name))
-            else:
-                aggs.append(F.count(F.when(inside, F.col("order_id"))).cast("double").alias(name))
-        wide = bought.groupBy("customer_id").agg(*aggs)
+        if stats is None:
+            stats = order_stats(orders, as_of, {"window_days": 1, "excluded_statuses": excluded}, order_metrics)
         stacked = F.explode(F.array(*[F.struct(F.lit(k).alias("metric"), F.col(k).alias("value"))
                                       for k in order_metrics]))
-        frames.append(wide.select("customer_id", stacked.alias("m"))
+        frames.append(stats.select("customer_id", stacked.alias("m"))
                       .select("customer_id", "m.metric", "m.value").filter(F.col("value").isNotNull()))
     for name, m in metrics.items():
         if name in order_metrics:
@@ -366,9 +388,10 @@ def run(spark: SparkSession, inputs: dict[str, str], as_of: datetime, spec: dict
         .filter(F.col("fullVisitorId").isNotNull() & F.col("customer_id").isNotNull()).distinct()
     excluded = spec["rfm"].get("excluded_statuses", [])
     orders = read["orders"].cache()
-    rfm_rows = rfm(orders, as_of, spec["rfm"], spec["rfm_segments"]).cache()
+    stats = order_stats(orders, as_of, spec["rfm"], spec["metrics"]).cache()
+    rfm_rows = rfm(orders, as_of, spec["rfm"], spec["rfm_segments"], stats).cache()
     metrics = audience_metrics(orders, read["order_line_item"], read["product"], read["web_analytics"], as_of,
-                               spec["metrics"], excluded)
+                               spec["metrics"], excluded, stats)
     outputs = {
         "orders_enriched": orders_enriched(orders, read["order_line_item"], read["product"], read["brand"],
                                            read["transactions"], as_of),
