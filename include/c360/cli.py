@@ -67,6 +67,12 @@ def run_dags(logical_date: datetime, dag_ids: list[str] | None = None) -> dict[s
     for dag_id in sorted(bag.dags, key=lambda i: (i in derived, i)):  # derived products after their inputs
         if dag_ids and dag_id not in dag_ids:
             continue
+        failed = [d for d, s in states.items() if s != "success"]
+        if dag_id in derived and failed:
+            # its wait_for_inputs sensor would wait hours for inputs that failed
+            states[dag_id] = "skipped"
+            print(f"  {dag_id:<40} skipped: input DAGs did not succeed ({', '.join(failed)})", flush=True)
+            continue
         started = time.monotonic()
         dr = bag.dags[dag_id].test(logical_date=logical_date)
         states[dag_id] = str(dr.state)

@@ -124,6 +124,10 @@ def verify(contract_path: Path, table: str | None = None, now: datetime | None =
             check = r.check
             fail_level = check.threshold is None or getattr(check.threshold, "level", "fail") == "fail"
             outcome = OUTCOMES.get(r.outcome.name, "not_evaluated")
+            if outcome == "failed" and not fail_level:
+                # a check whose only threshold is level warn can warn, never block (Soda also reports FAILED
+                # when it cannot measure, e.g. freshness of an empty batch: a quiet interval is no outage)
+                outcome = "warned"
             results.append(CheckResult(
                 check_name=check.name or check.relative_path,
                 column_name=check.column_name,

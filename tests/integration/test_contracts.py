@@ -81,3 +81,14 @@ def test_freshness_warns_when_the_source_stalled(generated):
                              SCALE.end_ts + timedelta(days=2))
     outcome = {r.check_name: r for r in results}["freshness - newest row before the interval end"]
     assert outcome.outcome == "warned" and outcome.severity == "warning"
+
+
+def test_an_empty_batch_warns_on_freshness_and_blocks_nothing(generated):
+    """A quiet interval (no rows) is valid: Soda cannot measure freshness, which warns but never blocks."""
+    with_defects, _ = generated
+    ds = load_registry()["brand"]
+    results = quality.verify(ds.contract_path, _stage("brand", with_defects.tables["brand"].slice(0, 0)),
+                             SCALE.end_ts)
+    outcomes = {r.check_name: r.outcome for r in results}
+    assert outcomes["freshness - newest row before the interval end"] == "warned"
+    assert "failed" not in outcomes.values(), outcomes

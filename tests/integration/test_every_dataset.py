@@ -111,6 +111,22 @@ def test_rerunning_an_interval_publishes_identical_rows(sources, dagbag, dag_id)
     assert {m for _, m in log} == {mode}
 
 
+def test_monthly_full_refresh_drops_brands_deleted_at_the_source(sources, dagbag):
+    ds = load_registry()["brand"]
+    dag = dagbag.dags["brand_monthly_full_refresh"]
+    logical = _logical_date(dag, ds)
+    _run(dag, logical)
+    with pg.connect(settings.REDSHIFT_CONN_ID) as conn:
+        (gone,) = conn.execute("delete from brand where brand_id = (select min(brand_id) from brand) "
+                               "returning brand_id").fetchone()
+        (left,) = conn.execute("select count(distinct brand_id) from brand").fetchone()
+    assert _wh("select count(*) from c360.brand where brand_id = %s", (gone,))[0][0] == 1
+    _run(dag, logical)
+    rows, keys, _ = _checksum(ds)
+    assert _wh("select count(*) from c360.brand where brand_id = %s", (gone,))[0][0] == 0
+    assert rows == keys == left
+
+
 def test_late_orders_are_picked_up_by_rerunning_their_interval(sources, dagbag):
     ds = load_registry()["orders"]
     dag = dagbag.dags["orders_every_15_minutes"]
