@@ -98,7 +98,7 @@ def verify(contract_path: Path, table: str | None = None, now: datetime | None =
     """Run the contract against the warehouse (on ``table`` if given) and return one result per check.
 
     ``now`` (the run's interval end) is what freshness checks measure against, so a backfilled interval is
-    judged as of its own time. Queries in a contract name the checked table as ``${BATCH}``.
+    judged as of its own time. Queries in a contract name the checked table as ``${var.BATCH}``.
     """
     os.environ.setdefault("SODA_CORE_TELEMETRY_ENABLED", "false")
     import yaml
