@@ -47,7 +47,7 @@ def test_dag_metadata(dagbag, attr):
 def test_dag_ids_say_dataset_and_cadence(dagbag):
     datasets = set(load_registry().datasets) | set(load_registry().derived)
     for dag_id in dagbag.dags:
-        assert re.fullmatch(r"[a-z_]+_(hourly|daily|weekly|monthly\w*|every_\d+_minutes)", dag_id), dag_id
+        assert re.fullmatch(r"[a-z0-9_]+_(hourly|daily|weekly|monthly\w*|every_\d+_minutes)", dag_id), dag_id
         assert any(dag_id.startswith(f"{d}_") for d in datasets), dag_id
 
 

@@ -63,7 +63,7 @@ def test_defect_rates_are_near_documented(with_defects):
         rate = d[name] / n
         assert DEFECT_RATES[name] / 2 <= rate <= DEFECT_RATES[name] * 2, (name, rate)
     c = with_defects.tables["customer"]
-    assert c.num_rows == n + d["duplicate_customer_id"]
+    assert c.num_rows == n + d["duplicate_customer_id"] + d["same_person_twice"]
     originals = c.slice(0, n)  # duplicates are copies of originals, defects included
     assert originals.column("email_address").null_count == d["missing_email"]
     bad_gender = sum(g not in {"M", "F", "O", "U"} for g in originals.column("gender").to_pylist())

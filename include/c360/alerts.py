@@ -15,6 +15,10 @@ from typing import Any
 log = logging.getLogger("c360.alerts")
 
 RUNBOOK = {
+    "wait_for_inputs": "README.md#runbook-inputs-not-published",
+    "export_inputs": "README.md#runbook-source-extract-failed",
+    "build_with_spark": "README.md#runbook-spark-stage-failed",
+    "publish_outputs": "README.md#runbook-publish-failed",
     "extract_to_raw": "README.md#runbook-source-extract-failed",
     "stage_with_spark": "README.md#runbook-spark-stage-failed",
     "load_to_staging": "README.md#runbook-load-failed",
