@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -16,6 +17,17 @@ import pytest
 _STATE = Path(tempfile.mkdtemp(prefix="c360-test-"))
 os.environ["C360_STATE_DIR"] = str(_STATE)
 os.environ.pop("C360_LAKE_URI", None)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# the session's own Spark Connect server (started on first use), never a `make up` one on 15002
+os.environ["C360_SPARK_CONNECT_PORT"] = str(_free_port())
+os.environ.pop("AIRFLOW_CONN_SPARK_DEFAULT", None)
 
 from c360 import settings  # noqa: E402
 
@@ -65,9 +77,10 @@ def spark():
 
 
 def pytest_sessionfinish(session, exitstatus):
-    from c360 import pg
+    from c360 import pg, spark_runner
 
     try:
+        spark_runner.stop_local_server()
         pg.stop_embedded()
     finally:
         shutil.rmtree(_STATE, ignore_errors=True)

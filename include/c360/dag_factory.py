@@ -12,11 +12,11 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param, task
 
 from c360 import alerts, lake, settings
 from c360.registry import Dataset, Derived, cadence_label
+from c360.spark_runner import SparkJobOperator
 
 START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -29,7 +29,8 @@ DEFAULT_ARGS: dict[str, Any] = {
     "on_failure_callback": alerts.notify_failure,
 }
 
-# Local-mode defaults; a cluster's own settings come with its spark_default connection.
+# spark-submit defaults (a Spark Connect server has its own: c360.spark_runner.server_conf); a cluster's
+# own settings come with its spark_default connection.
 SPARK_CONF = {
     "spark.sql.session.timeZone": "UTC",
     "spark.ui.enabled": "false",
@@ -115,7 +116,7 @@ def build_dag(ds: Dataset, *, doc_md: str | None = None, full_refresh: bool = Fa
             layers = [k for k in ("raw", "stage", "quarantine", "lookup") if k in out]
             return {**out, **{f"spark_{k}": lake.spark_uri(out[k]) for k in layers}}
 
-        stage_with_spark = SparkSubmitOperator(
+        stage_with_spark = SparkJobOperator(
             task_id="stage_with_spark",
             conn_id=settings.SPARK_CONN_ID,
             application=str(settings.SPARK_DIR / ds.transform.spark_job),
@@ -202,7 +203,7 @@ def build_derived_dag(d: Derived, *, doc_md: str | None = None) -> DAG:
                     "out": lake.spark_uri(outputs.partition(d, as_of, "outputs", "")).rstrip("/"),
                     "as_of": as_of.isoformat()}
 
-        build_with_spark = SparkSubmitOperator(
+        build_with_spark = SparkJobOperator(
             task_id="build_with_spark",
             conn_id=settings.SPARK_CONN_ID,
             application=str(settings.SPARK_DIR / d.transform.spark_job),

@@ -66,6 +66,10 @@ def landing_uri() -> str:
     return f"{lake_uri()}/landing"
 
 
+def spark_connect_port() -> int:
+    return int(os.environ.get("C360_SPARK_CONNECT_PORT", "15002"))
+
+
 def require_env(name: str) -> str:
     value = os.environ.get(name)
     if not value:
@@ -108,7 +112,11 @@ def runtime_env(socket_dir: Path | None = None) -> dict[str, str]:
         "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
             {"type": "file", "log_file_path": str(lineage_file()), "append": True}
         ),
-        "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": "local[*]"}),
+        # a Spark Connect server on this machine (local[*], started on first use: c360.spark_runner);
+        # {"conn_type": "spark", "host": "spark://...|yarn|k8s://..."} makes every transform a spark-submit
+        "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps(
+            {"conn_type": "spark_connect", "host": "127.0.0.1", "port": spark_connect_port()}
+        ),
         "SODA_CORE_TELEMETRY_ENABLED": "false",
         "SCARF_ANALYTICS": "false",
         "DO_NOT_TRACK": "1",

@@ -407,17 +407,24 @@ def run(spark: SparkSession, inputs: dict[str, str], as_of: datetime, spec: dict
     return counts
 
 
+def session(app_name: str, remote: str | None) -> SparkSession:
+    """The spark-submit session, or a Spark Connect client session; jobs compute in UTC either way."""
+    builder = SparkSession.builder.remote(remote) if remote else SparkSession.builder.appName(app_name)
+    return builder.config("spark.sql.session.timeZone", "UTC").getOrCreate()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--inputs", required=True, help="base64 JSON: input name → Parquet/CSV URI")
     parser.add_argument("--as-of", required=True, help="ISO timestamp: outputs as of this instant (exclusive)")
     parser.add_argument("--spec", required=True, help="base64 JSON of include/c360/segments.yaml")
     parser.add_argument("--out", required=True)
+    parser.add_argument("--remote", help="Spark Connect URL (sc://host:port); default: the spark-submit session")
     args = parser.parse_args(argv)
     inputs = json.loads(base64.b64decode(args.inputs))
     spec = json.loads(base64.b64decode(args.spec))
     as_of = datetime.fromisoformat(args.as_of).replace(tzinfo=None)
-    spark = SparkSession.builder.appName("c360_customer360").getOrCreate()
+    spark = session("c360_customer360", args.remote)
     try:
         counts = run(spark, inputs, as_of, spec, args.out)
     finally:

@@ -117,6 +117,12 @@ def run(spark: SparkSession, spec: dict, raw_uri: str, stage_uri: str, quarantin
     return counts
 
 
+def session(app_name: str, remote: str | None) -> SparkSession:
+    """The spark-submit session, or a Spark Connect client session; jobs compute in UTC either way."""
+    builder = SparkSession.builder.remote(remote) if remote else SparkSession.builder.appName(app_name)
+    return builder.config("spark.sql.session.timeZone", "UTC").getOrCreate()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", required=True)
@@ -124,9 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--raw", required=True)
     parser.add_argument("--stage", required=True)
     parser.add_argument("--quarantine", required=True)
+    parser.add_argument("--remote", help="Spark Connect URL (sc://host:port); default: the spark-submit session")
     args = parser.parse_args(argv)
     spec = json.loads(base64.b64decode(args.spec))
-    spark = SparkSession.builder.appName(f"c360_stage_{args.dataset}").getOrCreate()
+    spark = session(f"c360_stage_{args.dataset}", args.remote)
     try:
         counts = run(spark, spec, args.raw, args.stage, args.quarantine)
     finally:

@@ -180,6 +180,12 @@ def run(spark: SparkSession, raw_uri: str, visitor_map_uri: str, stage_uri: str,
     return manifest
 
 
+def session(app_name: str, remote: str | None) -> SparkSession:
+    """The spark-submit session, or a Spark Connect client session; jobs compute in UTC either way."""
+    builder = SparkSession.builder.remote(remote) if remote else SparkSession.builder.appName(app_name)
+    return builder.config("spark.sql.session.timeZone", "UTC").getOrCreate()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", required=True)
@@ -188,8 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lookup", required=True, help="visitor map CSV: fullVisitorId,customer_id")
     parser.add_argument("--stage", required=True)
     parser.add_argument("--quarantine", required=True)
+    parser.add_argument("--remote", help="Spark Connect URL (sc://host:port); default: the spark-submit session")
     args = parser.parse_args(argv)
-    spark = SparkSession.builder.appName(f"c360_stage_{args.dataset}").getOrCreate()
+    spark = session(f"c360_stage_{args.dataset}", args.remote)
     try:
         if args.spec:  # the registry and this job must agree on the columns
             declared = [c["name"] for c in json.loads(base64.b64decode(args.spec))["columns"]]

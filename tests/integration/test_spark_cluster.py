@@ -1,6 +1,7 @@
-"""Spark on a real cluster: a standalone master and one worker on 127.0.0.1, started from the pyspark
-installation; the stage transform submitted through SparkSubmitOperator with the connection pointed at
-``spark://127.0.0.1:PORT`` produces the same stage and quarantine output as local mode.
+"""The three ways a transform reaches Spark give the same output, chosen by the connection alone:
+``spark-submit`` to a real standalone cluster (a master and one worker on 127.0.0.1, started from the pyspark
+installation), ``spark-submit`` in local mode, and the default ``spark_connect`` connection (the job as a Spark
+Connect client of the local server, started on first use).
 """
 
 from __future__ import annotations
@@ -95,12 +96,11 @@ def _raw_customers(path: Path) -> None:
 
 
 def _submit(conn_id: str, raw: Path, out: Path, conf: dict) -> None:
-    from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-
     from c360.dag_factory import SPARK_CONF, stage_spec
+    from c360.spark_runner import SparkJobOperator
 
     ds = load_registry()["customer"]
-    stage_with_spark = SparkSubmitOperator(
+    stage_with_spark = SparkJobOperator(
         task_id="stage_with_spark", conn_id=conn_id, application=str(settings.SPARK_DIR / "stage_job.py"),
         name="c360_cluster_test", conf={**SPARK_CONF, **conf},
         application_args=["--dataset", ds.name, "--spec", stage_spec(ds), "--raw", raw.as_uri(),
@@ -116,26 +116,41 @@ def _rows(path: Path) -> list[tuple]:
     return sorted(tuple(str(v) for v in row.values()) for row in table.to_pylist())
 
 
-def test_stage_transform_on_a_standalone_cluster_matches_local_mode(cluster, tmp_path, monkeypatch):
+def test_stage_transform_on_a_standalone_cluster_matches_local_mode_and_spark_connect(cluster, tmp_path,
+                                                                                     monkeypatch):
+    from c360 import spark_runner
+
     master_url, ui = cluster
     raw = tmp_path / "raw"
     _raw_customers(raw)
     host, port = master_url.rsplit(":", 1)
     monkeypatch.setenv("AIRFLOW_CONN_SPARK_CLUSTER", json.dumps({"conn_type": "spark", "host": host, "port": int(port)}))
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_LOCAL", json.dumps({"conn_type": "spark", "host": "local[*]"}))
     # executors on the worker reach the driver on loopback
     cluster_conf = {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1",
                     "spark.executor.memory": "512m", "spark.driver.memory": "1g"}
     _submit("spark_cluster", raw, tmp_path / "cluster", cluster_conf)
-    _submit(settings.SPARK_CONN_ID, raw, tmp_path / "local", {})
+    _submit("spark_local", raw, tmp_path / "local", {})
+    _submit(settings.SPARK_CONN_ID, raw, tmp_path / "connect", {})  # the default: Spark Connect
 
     import urllib.request
 
     with urllib.request.urlopen(f"http://127.0.0.1:{ui}/json/", timeout=5) as resp:
         apps = json.loads(resp.read())["completedapps"]
     assert [a["name"] for a in apps] == ["c360_stage_customer"]  # the job really ran on the cluster
+    # ... and the default connection ran it on this session's Spark Connect server
+    assert spark_runner._listening(settings.spark_connect_port())
+    assert spark_runner.pid_file().exists()
     for layer in ("stage", "quarantine"):
         assert _rows(tmp_path / "cluster" / layer) == _rows(tmp_path / "local" / layer), layer
+        assert _rows(tmp_path / "connect" / layer) == _rows(tmp_path / "local" / layer), layer
     stage, quarantine = _rows(tmp_path / "cluster" / "stage"), _rows(tmp_path / "cluster" / "quarantine")
     # 300 rows, 250 ids; row 7 is mistyped (its id comes back in row 257): 250 staged, 1 bad + 49 superseded
     assert len(stage) == 250 and len(quarantine) == 50
-    assert sum("no_of_children: 'x' is not a valid int" in " ".join(q) for q in quarantine) == 1
+
+
+def test_a_failing_job_over_spark_connect_fails_the_task(tmp_path):
+    from pyspark.errors import AnalysisException
+
+    with pytest.raises(AnalysisException, match="PATH_NOT_FOUND"):
+        _submit(settings.SPARK_CONN_ID, tmp_path / "no-such-raw", tmp_path / "out", {})
