@@ -18,7 +18,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -96,13 +95,16 @@ def ensure_local_server(port: int) -> bool:
         if _listening(port):
             return False
         log = server_dir() / "server.log"
-        cmd = [str(Path(sys.executable).parent / "spark-submit"), "--class", SERVER_CLASS]
+        import pyspark
+
+        home = os.environ.get("SPARK_HOME") or str(Path(pyspark.__file__).parent)
+        cmd = [str(Path(home) / "bin" / "spark-submit"), "--class", SERVER_CLASS]
         for key, value in server_conf(port).items():
             cmd += ["--conf", f"{key}={value}"]
         cmd.append("spark-internal")
         with log.open("ab") as out:
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"})
+                                    start_new_session=True, env={**os.environ, "SPARK_HOME": home, "SPARK_LOCAL_IP": "127.0.0.1"})
         pid_file().write_text(str(proc.pid))
         deadline = time.monotonic() + START_TIMEOUT_S
         while not _listening(port):

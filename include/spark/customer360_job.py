@@ -63,7 +63,9 @@ def rank_ascending(df: DataFrame, value: str, alias: str, partitions: int) -> Da
     values always land in the same partition, partitions are in value order), ranked inside each partition,
     and shifted by the number of rows in the partitions before it: the same ranks, computed in parallel.
     """
-    ranged = df.repartitionByRange(partitions, F.col(value)).withColumn("_pid", F.spark_partition_id()).cache()
+    # not cached: on a shared Spark Connect server a cache outlives the job unless it is released, and this
+    # path (past COLLECT_LIMIT customers) recomputes the range partitioning once instead
+    ranged = df.repartitionByRange(partitions, F.col(value)).withColumn("_pid", F.spark_partition_id())
     sizes = ranged.groupBy("_pid").count()
     before = Window.orderBy("_pid").rowsBetween(Window.unboundedPreceding, -1)  # a few rows: one per partition
     offsets = sizes.select("_pid", F.coalesce(F.sum("count").over(before), F.lit(0)).alias("_offset"))
@@ -159,7 +161,7 @@ def rfm(orders: DataFrame, as_of: datetime, settings: dict, rfm_segments: list[d
         "frequency",
         F.coalesce("monetary", F.lit(0).cast(MONEY)).alias("monetary"),
     )
-    base = base.withColumn("_neg_recency", -F.col("recency_days")).cache()
+    base = base.withColumn("_neg_recency", -F.col("recency_days"))  # cheap over the caller's cached stats
     scored = quintile_scores(base, {"r_score": "_neg_recency", "f_score": "frequency", "m_score": "monetary"})
     segment = F.lit(None).cast("string")
     for rule in reversed(rfm_segments):  # first matching rule wins
@@ -274,7 +276,7 @@ def resolve_identities(customers: DataFrame, visitor_map: DataFrame, max_iterati
         .unionByName(customers.select("customer_id", F.concat(F.lit("p:"), normalise_phone("phone_number")).alias("k"))) \
         .unionByName(visitor_map.select("customer_id", F.concat(F.lit("v:"), F.col("fullVisitorId")).alias("k"))) \
         .filter(F.col("k").isNotNull()).join(customers.select("customer_id"), "customer_id").distinct().cache()
-    labels = customers.select("customer_id", F.col("customer_id").alias("label")).cache()
+    labels = initial = customers.select("customer_id", F.col("customer_id").alias("label")).cache()
     for _ in range(max_iterations):
         key_min = keys.join(labels, "customer_id").groupBy("k").agg(F.min("label").alias("key_label"))
         proposed = keys.join(key_min, "k").groupBy("customer_id").agg(F.min("key_label").alias("proposed"))
@@ -288,6 +290,9 @@ def resolve_identities(customers: DataFrame, visitor_map: DataFrame, max_iterati
             break
     else:
         raise RuntimeError(f"identity resolution did not converge in {max_iterations} iterations")
+    # the result is checkpointed; release the caches (a Spark Connect server's cache is shared and long-lived)
+    keys.unpersist()
+    initial.unpersist()
     return labels.withColumnRenamed("label", "profile_id")
 
 
@@ -388,22 +393,31 @@ def run(spark: SparkSession, inputs: dict[str, str], as_of: datetime, spec: dict
         .filter(F.col("fullVisitorId").isNotNull() & F.col("customer_id").isNotNull()).distinct()
     excluded = spec["rfm"].get("excluded_statuses", [])
     orders = read["orders"].cache()
-    stats = order_stats(orders, as_of, spec["rfm"], spec["metrics"]).cache()
-    rfm_rows = rfm(orders, as_of, spec["rfm"], spec["rfm_segments"], stats).cache()
-    metrics = audience_metrics(orders, read["order_line_item"], read["product"], read["web_analytics"], as_of,
-                               spec["metrics"], excluded, stats)
-    outputs = {
-        "orders_enriched": orders_enriched(orders, read["order_line_item"], read["product"], read["brand"],
-                                           read["transactions"], as_of),
-        "rfm": rfm_rows,
-        "segment_membership": segment_membership(metrics, spec["audiences"], rfm_rows, as_of),
-        "customer_profile": customer_profile(read["customer"], vmap, orders, read["order_line_item"], read["product"],
-                                             read["web_analytics"], rfm_rows, as_of, excluded),
-    }
-    counts = {}
-    for name, df in outputs.items():
-        df.write.mode("overwrite").parquet(f"{out}/{name}")
-        counts[name] = spark.read.parquet(f"{out}/{name}").count()
+    stats = rfm_rows = None
+    try:
+        stats = order_stats(orders, as_of, spec["rfm"], spec["metrics"]).cache()
+        rfm_rows = rfm(orders, as_of, spec["rfm"], spec["rfm_segments"], stats).cache()
+        metrics = audience_metrics(orders, read["order_line_item"], read["product"], read["web_analytics"],
+                                   as_of, spec["metrics"], excluded, stats)
+        outputs = {
+            "orders_enriched": orders_enriched(orders, read["order_line_item"], read["product"], read["brand"],
+                                               read["transactions"], as_of),
+            "rfm": rfm_rows,
+            "segment_membership": segment_membership(metrics, spec["audiences"], rfm_rows, as_of),
+            "customer_profile": customer_profile(read["customer"], vmap, orders, read["order_line_item"],
+                                                 read["product"], read["web_analytics"], rfm_rows, as_of,
+                                                 excluded),
+        }
+        counts = {}
+        for name, df in outputs.items():
+            df.write.mode("overwrite").parquet(f"{out}/{name}")
+            counts[name] = spark.read.parquet(f"{out}/{name}").count()
+    finally:
+        # a Spark Connect server shares its cache across sessions and keeps it after the job: a cached
+        # plan left behind would serve the next run's read of the same path with this run's data
+        for df in (rfm_rows, stats, orders):
+            if df is not None:
+                df.unpersist()
     return counts
 
 

@@ -109,12 +109,15 @@ def split(df: DataFrame, columns: list[dict], business_key: list[str], version_c
 
 def run(spark: SparkSession, spec: dict, raw_uri: str, stage_uri: str, quarantine_uri: str) -> dict[str, int]:
     raw = read_raw(spark, raw_uri, spec["columns"]).cache()
-    stage, quarantine = split(raw, spec["columns"], spec["business_key"], spec["version_column"])
-    stage.write.mode("overwrite").parquet(stage_uri)
-    quarantine.write.mode("overwrite").parquet(quarantine_uri)
-    counts = {"raw": raw.count()}
-    raw.unpersist()
-    return counts
+    try:
+        stage, quarantine = split(raw, spec["columns"], spec["business_key"], spec["version_column"])
+        stage.write.mode("overwrite").parquet(stage_uri)
+        quarantine.write.mode("overwrite").parquet(quarantine_uri)
+        return {"raw": raw.count()}
+    finally:
+        # a Spark Connect server's cache outlives the session: a rerun reading new files at the same path
+        # would otherwise be served this run's rows
+        raw.unpersist()
 
 
 def session(app_name: str, remote: str | None) -> SparkSession:

@@ -163,21 +163,28 @@ def read_visitor_map(spark: SparkSession, uri: str) -> DataFrame:
 
 def run(spark: SparkSession, raw_uri: str, visitor_map_uri: str, stage_uri: str, quarantine_uri: str) -> dict:
     parsed = parse(read_lines(spark, raw_uri)).cache()
-    good = parsed.filter(F.col(REASON).isNull())
-    stage = flatten(good, read_visitor_map(spark, visitor_map_uri)).cache()
-    stage.write.mode("overwrite").parquet(stage_uri)
-    parsed.filter(F.col(REASON).isNotNull()).select("value", REASON, SOURCE_FILE) \
-        .write.mode("overwrite").parquet(quarantine_uri)
-    counts = parsed.groupBy().agg(
-        F.count("*").alias("lines"),
-        F.count_if(F.col(REASON).isNull()).alias("parsed_lines"),
-        F.count_if(F.col(REASON).isNotNull()).alias("quarantined_lines"),
-    ).first().asDict()
-    manifest = {**{k: int(v or 0) for k, v in counts.items()}, "activities": stage.count()}
-    # written by Spark, so it lands wherever the stage output does (local, S3, HDFS)
-    spark.createDataFrame([(json.dumps(manifest),)], "value string").coalesce(1) \
-        .write.mode("overwrite").text(f"{stage_uri}/{MANIFEST}")
-    return manifest
+    stage = None
+    try:
+        good = parsed.filter(F.col(REASON).isNull())
+        stage = flatten(good, read_visitor_map(spark, visitor_map_uri)).cache()
+        stage.write.mode("overwrite").parquet(stage_uri)
+        parsed.filter(F.col(REASON).isNotNull()).select("value", REASON, SOURCE_FILE) \
+            .write.mode("overwrite").parquet(quarantine_uri)
+        counts = parsed.groupBy().agg(
+            F.count("*").alias("lines"),
+            F.count_if(F.col(REASON).isNull()).alias("parsed_lines"),
+            F.count_if(F.col(REASON).isNotNull()).alias("quarantined_lines"),
+        ).first().asDict()
+        manifest = {**{k: int(v or 0) for k, v in counts.items()}, "activities": stage.count()}
+        # written by Spark, so it lands wherever the stage output does (local, S3, HDFS)
+        spark.createDataFrame([(json.dumps(manifest),)], "value string").coalesce(1) \
+            .write.mode("overwrite").text(f"{stage_uri}/{MANIFEST}")
+        return manifest
+    finally:
+        # a Spark Connect server's cache outlives the session: release what this run cached
+        for df in (stage, parsed):
+            if df is not None:
+                df.unpersist()
 
 
 def session(app_name: str, remote: str | None) -> SparkSession:

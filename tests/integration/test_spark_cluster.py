@@ -154,3 +154,17 @@ def test_a_failing_job_over_spark_connect_fails_the_task(tmp_path):
 
     with pytest.raises(AnalysisException, match="PATH_NOT_FOUND"):
         _submit(settings.SPARK_CONN_ID, tmp_path / "no-such-raw", tmp_path / "out", {})
+
+
+def test_a_rerun_over_spark_connect_reads_the_new_files_not_a_cache_of_the_last_run(tmp_path):
+    """A Connect server shares one cache across sessions and keeps it after a job; a job that left its
+    cached raw read behind would serve a rerun (new files, same path) the previous run's rows."""
+    raw = tmp_path / "raw"
+    _raw_customers(raw)
+    _submit(settings.SPARK_CONN_ID, raw, tmp_path / "first", {})
+    csv = raw / "part-00000.csv"
+    lines = csv.read_text().splitlines()
+    csv.write_text("\n".join(lines[:101]) + "\n")  # the rerun's extract: header + first 100 rows
+    _submit(settings.SPARK_CONN_ID, raw, tmp_path / "second", {})
+    assert len(_rows(tmp_path / "first" / "stage")) == 250
+    assert len(_rows(tmp_path / "second" / "stage")) == 99  # 100 rows, row 7 mistyped
