@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 export PYTHONPATH := $(CURDIR)/include:$(CURDIR)/include/spark
 export SODA_CORE_TELEMETRY_ENABLED := false
 
-.PHONY: install demo test up down psql quarantine bench-rfm lint generate
+.PHONY: install demo test up down psql quarantine bench bench-rfm lint generate
 
 install: $(STAMP)
 
@@ -43,3 +43,6 @@ bench-rfm: install     ## RFM + segments: Spark job vs DuckDB, same data, result
 
 lint: install
 	$(VENV)/bin/ruff check .
+
+bench: install         ## the daily platform at scale vs same-run references: make bench [BENCH_ARGS="--customers N --orders M"]
+	$(PY) bench/daily_platform.py $(BENCH_ARGS)

@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "include"), str(ROOT / "include" / "spark")]
 AS_OF = datetime(2026, 11, 21)
+BENCH_DIR = ROOT / ".state" / "bench"  # the generated orders are kept here between runs
 
 
 def make_orders(path: Path, customers: int, orders: int, seed: int = 7) -> None:
@@ -179,11 +180,8 @@ def compare(out: Path) -> dict[str, int]:
     return checks
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--customers", type=int, default=1_000_000)
-    parser.add_argument("--orders", type=int, default=20_000_000)
-    args = parser.parse_args(argv)
+def measure(customers: int, orders: int) -> dict:
+    """Generate (or reuse) the orders, run both engines, compare the results; returns the figures."""
     os.environ.setdefault("SODA_CORE_TELEMETRY_ENABLED", "false")
     from c360 import settings
     from c360.java import java_home
@@ -192,11 +190,11 @@ def main(argv: list[str] | None = None) -> int:
     jhome = java_home(settings.state_dir())
     if jhome:
         os.environ["JAVA_HOME"] = jhome
-    data = settings.state_dir() / "bench" / f"orders_{args.customers}_{args.orders}"
+    data = BENCH_DIR / f"orders_{customers}_{orders}"
     if not (data / "orders.parquet").exists():
         t0 = time.perf_counter()
-        make_orders(data, args.customers, args.orders)
-        print(f"generated {args.orders:,} orders of {args.customers:,} customers in {time.perf_counter() - t0:.1f} s")
+        make_orders(data, customers, orders)
+        print(f"generated {orders:,} orders of {customers:,} customers in {time.perf_counter() - t0:.1f} s")
     out = data / "out"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir()
@@ -204,16 +202,26 @@ def main(argv: list[str] | None = None) -> int:
     duck = run_duckdb(data, out, spec)
     startup, cold, warm = run_spark(data, out, spec)
     rows = compare(out)
-    result = {"customers": args.customers, "orders": args.orders, "cores": os.cpu_count(),
-              "duckdb_s": round(duck, 1), "spark_cold_s": round(cold, 1), "spark_warm_s": round(warm, 1),
-              "connect_server_startup_s": round(startup, 1), "ratio_cold": round(cold / duck, 2),
-              "ratio_warm": round(warm / duck, 2), "rfm_rows": rows["rfm"], "segment_rows": rows["segments"],
-              "results_identical": True}
-    print(json.dumps(result))
+    return {"customers": customers, "orders": orders, "cores": os.cpu_count(),
+            "duckdb_s": round(duck, 1), "spark_cold_s": round(cold, 1), "spark_warm_s": round(warm, 1),
+            "connect_server_startup_s": round(startup, 1), "ratio_cold": round(cold / duck, 2),
+            "ratio_warm": round(warm / duck, 2), "rfm_rows": rows["rfm"], "segment_rows": rows["segments"],
+            "results_identical": True}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--orders", type=int, default=20_000_000)
+    args = parser.parse_args(argv)
+    r = measure(args.customers, args.orders)
+    duck, cold, warm = r["duckdb_s"], r["spark_cold_s"], r["spark_warm_s"]
+    print(json.dumps(r))
     print(f"RFM + segments, {args.customers:,} customers / {args.orders:,} orders on {os.cpu_count()} cores: "
-          f"DuckDB {duck:.1f} s | Spark, first job on a fresh Connect server {cold:.1f} s ({cold / duck:.2f}x; the "
-          f"server started in {startup:.1f} s) | Spark, next job {warm:.1f} s ({warm / duck:.2f}x) | results identical "
-          f"({rows['rfm']:,} RFM rows, {rows['segments']:,} memberships)")
+          f"DuckDB {duck:.1f} s | Spark, first job on a fresh Connect server {cold:.1f} s ({r['ratio_cold']:.2f}x; "
+          f"the server started in {r['connect_server_startup_s']:.1f} s) | Spark, next job {warm:.1f} s "
+          f"({r['ratio_warm']:.2f}x) | results identical ({r['rfm_rows']:,} RFM rows, "
+          f"{r['segment_rows']:,} memberships)")
     return 0
 
 

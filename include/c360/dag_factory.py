@@ -103,16 +103,21 @@ def build_dag(ds: Dataset, *, doc_md: str | None = None, full_refresh: bool = Fa
 
         @task(multiple_outputs=True, task_id="extract_to_raw", outlets=[lake_asset("raw", ds.name)])
         def extract_to_raw(**context: Any) -> dict[str, Any]:
-            from c360 import steps
+            from c360 import lineage, steps
 
             wants_full = bool(context["params"].get("full_refresh"))
             if ds.source.system == "ga_export":
                 # events are facts of their hour: there is no "whole table as of now" to reload
                 out = steps.extract_landing(ds, _interval(context))
+                sources = [lineage.lake_path("in", f"{settings.landing_uri()}/{ds.source.path}")]
+                if ds.source.lookup:
+                    sources.append(lineage.lake_path("in", out["lookup"]))
             else:
                 # The first run of a dataset bootstraps it with a full load.
                 mode = steps.FULL if wants_full or not steps.published_exists(ds) else steps.INCREMENTAL
                 out = steps.extract(ds, _interval(context), mode)
+                sources = [lineage.dataset("in", lineage.table_name(ds.source.conn_id, ds.source.table))]
+            lineage.record(context, sources, [lineage.lake_path("out", out["raw"], rows=out["raw_rows"])])
             layers = [k for k in ("raw", "stage", "quarantine", "lookup") if k in out]
             return {**out, **{f"spark_{k}": lake.spark_uri(out[k]) for k in layers}}
 
@@ -135,9 +140,12 @@ def build_dag(ds: Dataset, *, doc_md: str | None = None, full_refresh: bool = Fa
 
         @task(multiple_outputs=True, task_id="load_to_staging")
         def load_to_staging(extracted: dict[str, Any], **context: Any) -> dict[str, Any]:
-            from c360 import steps
+            from c360 import lineage, steps
 
-            return steps.load_staging(ds, _interval(context), extracted, context["dag"].dag_id)
+            loaded = steps.load_staging(ds, _interval(context), extracted, context["dag"].dag_id)
+            lineage.record(context, [lineage.lake_path("in", extracted["stage"])],
+                           [lineage.warehouse_table("out", loaded["batch_table"], rows=loaded["staged_rows"])])
+            return loaded
 
         @task(multiple_outputs=True, task_id="check_quality", retries=0)
         def check_quality(loaded: dict[str, Any], **context: Any) -> dict[str, Any]:
@@ -146,15 +154,21 @@ def build_dag(ds: Dataset, *, doc_md: str | None = None, full_refresh: bool = Fa
             from c360 import quality
 
             try:
-                return quality.gate(ds, _interval(context), loaded["batch_table"])
+                return quality.gate(ds, _interval(context), loaded["batch_table"], context=context,
+                                    rows=loaded["staged_rows"])
             except quality.QualityGateFailed as exc:
                 raise AirflowFailException(str(exc)) from exc  # bad data: retrying cannot help
 
         @task(multiple_outputs=True, task_id="publish_table", outlets=[warehouse_asset(ds.output.table)])
         def publish_table(loaded: dict[str, Any], **context: Any) -> dict[str, Any]:
-            from c360 import steps
+            from c360 import lineage, steps
 
-            return steps.publish(ds, _interval(context), loaded)
+            published = steps.publish(ds, _interval(context), loaded)
+            schema = lineage.schema_facet([(c.name, c.type) for c in ds.columns])
+            lineage.record(context, [lineage.warehouse_table("in", loaded["batch_table"])],
+                           [lineage.warehouse_table("out", ds.output.table, facets={"schema": schema},
+                                                    rows=published["rows_written"])])
+            return published
 
         extracted = extract_to_raw()
         loaded = load_to_staging(extracted)
@@ -186,8 +200,9 @@ def build_derived_dag(d: Derived, *, doc_md: str | None = None) -> DAG:
         def wait_for_inputs(**context: Any):
             from airflow.sdk import PokeReturnValue
 
-            from c360 import outputs
+            from c360 import lineage, outputs
 
+            lineage.record(context, [lineage.warehouse_table("in", t) for t in outputs.input_tables(d)])
             missing = outputs.missing_inputs(d, context["data_interval_end"])
             if missing:
                 print(f"waiting for inputs to publish: {', '.join(missing)}")
@@ -195,10 +210,12 @@ def build_derived_dag(d: Derived, *, doc_md: str | None = None) -> DAG:
 
         @task(multiple_outputs=True, task_id="export_inputs")
         def export_inputs(**context: Any) -> dict[str, Any]:
-            from c360 import outputs
+            from c360 import lineage, outputs
 
             as_of = context["data_interval_end"]
             uris = outputs.export_inputs(d, as_of)
+            lineage.record(context, [lineage.warehouse_table("in", t) for t in outputs.input_tables(d)],
+                           [lineage.lake_path("out", u) for n, u in uris.items() if n != "visitor_map"])
             return {"inputs": base64.b64encode(json.dumps(uris).encode()).decode(),
                     "out": lake.spark_uri(outputs.partition(d, as_of, "outputs", "")).rstrip("/"),
                     "as_of": as_of.isoformat()}
@@ -220,9 +237,15 @@ def build_derived_dag(d: Derived, *, doc_md: str | None = None) -> DAG:
 
         @task(multiple_outputs=True, task_id="load_to_staging")
         def load_to_staging(**context: Any) -> dict[str, Any]:
-            from c360 import outputs
+            from c360 import lineage, outputs
 
-            return outputs.load_outputs(d, context["data_interval_end"])
+            as_of = context["data_interval_end"]
+            loaded = outputs.load_outputs(d, as_of)
+            lineage.record(
+                context, [lineage.lake_path("in", outputs.partition(d, as_of, "outputs", o.name)) for o in d.outputs],
+                [lineage.warehouse_table("out", loaded[o.name]["batch_table"], rows=loaded[o.name]["rows"])
+                 for o in d.outputs])
+            return loaded
 
         @task(multiple_outputs=True, task_id="check_quality", retries=0)
         def check_quality(loaded: dict[str, Any], **context: Any) -> dict[str, Any]:
@@ -231,16 +254,19 @@ def build_derived_dag(d: Derived, *, doc_md: str | None = None) -> DAG:
             from c360 import outputs, quality
 
             try:
-                return outputs.check_outputs(d, _interval(context), loaded)
+                return outputs.check_outputs(d, _interval(context), loaded, context=context)
             except quality.QualityGateFailed as exc:
                 raise AirflowFailException(str(exc)) from exc
 
         @task(multiple_outputs=True, task_id="publish_outputs",
               outlets=[warehouse_asset(o.table) for o in d.outputs])
         def publish_outputs(loaded: dict[str, Any], **context: Any) -> dict[str, Any]:
-            from c360 import outputs
+            from c360 import lineage, outputs
 
-            return outputs.publish_outputs(d, _interval(context), context["data_interval_end"], loaded)
+            published = outputs.publish_outputs(d, _interval(context), context["data_interval_end"], loaded)
+            lineage.record(context, [lineage.warehouse_table("in", loaded[o.name]["batch_table"]) for o in d.outputs],
+                           lineage.published_tables([(o.table, published.get(o.name)) for o in d.outputs]))
+            return published
 
         exported = export_inputs()
         loaded = load_to_staging()

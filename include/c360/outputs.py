@@ -25,6 +25,11 @@ def partition(d: Derived, as_of: datetime, part: str, name: str) -> str:
     return f"{lake.uri('analytics', d.name, as_of)}/{part}/{name}"
 
 
+def input_tables(d: Derived) -> list[str]:
+    registry = load_registry()
+    return [registry[name].output.table for name in d.inputs]
+
+
 def missing_inputs(d: Derived, as_of: datetime) -> list[str]:
     """Inputs whose latest scheduled interval ending at or before ``as_of`` has not been published yet."""
     from croniter import croniter
@@ -120,14 +125,18 @@ def load_outputs(d: Derived, as_of: datetime) -> dict[str, Any]:
     return loaded
 
 
-def check_outputs(d: Derived, interval: steps.Interval, loaded: dict[str, Any]) -> dict[str, Any]:
-    """The Soda gate on every output's batch; scores are recorded per output. Raises on a blocking failure."""
-    from c360 import quality
+def check_outputs(d: Derived, interval: steps.Interval, loaded: dict[str, Any],
+                  context: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The Soda gate on every output's batch; scores are recorded per output (and the assertions in the
+    task's lineage). Raises on a blocking failure."""
+    from c360 import lineage, quality
 
     failures, scores = [], {}
     for o in d.outputs:
-        results = quality.verify(o.contract_path, loaded[o.name]["batch_table"], interval.end)
+        batch = loaded[o.name]["batch_table"]
+        results = quality.verify(o.contract_path, batch, interval.end)
         scores[o.name] = quality.record(o.name, interval, results)
+        lineage.record(context, [lineage.checked_table(batch, results, loaded[o.name]["rows"])])
         failures += [f"{o.name}: {r.check_name}: measured {r.measured_value} ({r.threshold})"
                      for r in results if r.outcome == "failed"]
     if failures:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +35,8 @@ class CheckResult:
     measured_value: float | None
     threshold: str | None
     severity: str  # blocking | warning
+    # what Soda measured for the check (e.g. missing_count, missing_percent): lineage's quality metrics
+    diagnostics: dict = field(default_factory=dict, compare=False)
 
 
 class QualityGateFailed(RuntimeError):
@@ -136,6 +138,8 @@ def verify(contract_path: Path, table: str | None = None, now: datetime | None =
                 threshold=_threshold_text(check),
                 # what this result can do to the run: a warned outcome never blocks
                 severity="blocking" if fail_level and outcome != "warned" else "warning",
+                diagnostics={k: v for k, v in (r.diagnostic_metric_values or {}).items()
+                             if isinstance(v, int | float) and not isinstance(v, bool)},
             ))
     if not results:
         raise QualityGateFailed(f"Soda returned no check results for {contract_path}")
@@ -166,10 +170,14 @@ def record(ds_name: str, interval: Interval, results: list[CheckResult]) -> floa
     return s
 
 
-def gate(ds: Dataset, interval: Interval, table: str) -> dict:
-    """Verify the contract on the batch ``table``, record, then fail on blocking checks (warnings are logged)."""
+def gate(ds: Dataset, interval: Interval, table: str, context: dict | None = None, rows: int | None = None) -> dict:
+    """Verify the contract on the batch ``table``, record (scores; the assertions in the task's lineage), then
+    fail on blocking checks (warnings are logged)."""
+    from c360 import lineage
+
     results = verify(ds.contract_path, table, interval.end)
     s = record(ds.name, interval, results)
+    lineage.record(context, [lineage.checked_table(table, results, rows)])
     failed = [r for r in results if r.outcome == "failed"]
     warned = [r for r in results if r.outcome == "warned"]
     for r in warned:

@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -65,6 +66,31 @@ def server_conf(port: int) -> dict[str, str]:
     }
 
 
+# pyspark marks the process as a Spark Connect client in os.environ; a later spark-submit or classic session
+# of the same process (dag.test runs every task in one) would then try to be a Connect client too
+CONNECT_ENV = ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE", "SPARK_LOCAL_REMOTE")
+
+
+@contextmanager
+def _client_env():
+    saved = {k: os.environ.get(k) for k in CONNECT_ENV}
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def spark_home() -> str:
+    """SPARK_HOME, else the pyspark installation (its bin/spark-submit finds its jars without PATH help)."""
+    import pyspark
+
+    return os.environ.get("SPARK_HOME") or str(Path(pyspark.__file__).parent)
+
+
 def _listening(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as s:
         s.settimeout(1)
@@ -98,16 +124,15 @@ def ensure_local_server(port: int) -> bool:
         if _listening(port):
             return False
         log = server_dir() / "server.log"
-        import pyspark
-
-        home = os.environ.get("SPARK_HOME") or str(Path(pyspark.__file__).parent)
+        home = spark_home()
         cmd = [str(Path(home) / "bin" / "spark-submit"), "--class", SERVER_CLASS]
         for key, value in server_conf(port).items():
             cmd += ["--conf", f"{key}={value}"]
         cmd.append("spark-internal")
         with log.open("ab") as out:
+            env = {k: v for k, v in os.environ.items() if k not in CONNECT_ENV}
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, env={**os.environ, "SPARK_HOME": home, "SPARK_LOCAL_IP": "127.0.0.1"})
+                                    start_new_session=True, env={**env, "SPARK_HOME": home, "SPARK_LOCAL_IP": "127.0.0.1"})
         pid_file().write_text(str(proc.pid))
         deadline = time.monotonic() + START_TIMEOUT_S
         while not _listening(port):
@@ -128,7 +153,11 @@ def _warm_up(url: str) -> None:
     from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
 
-    spark = SparkSession.builder.remote(url).getOrCreate()
+    with _client_env():
+        _warm_up_job(SparkSession.builder.remote(url).getOrCreate(), F)
+
+
+def _warm_up_job(spark, F) -> None:  # noqa: N803 (pyspark's functions module, as the jobs name it)
     path = (server_dir() / "tmp" / "warm-up").as_uri()
     try:
         rows = spark.range(2_000_000).select(
@@ -175,27 +204,70 @@ def load_job(application: str):
     return module
 
 
-def run_connect_job(application: str, args: list[str], url: str) -> None:
-    """Run a job's ``main(argv)`` as a Spark Connect client of ``url``; start the local server if needed."""
+def run_connect_job(application: str, args: list[str], url: str, conf: dict[str, str] | None = None) -> None:
+    """Run a job's ``main(argv)`` as a Spark Connect client of ``url`` (session settings ``conf``); start the
+    local server if needed."""
     parsed = urlparse(url)
     if parsed.hostname in LOOPBACK:
         ensure_local_server(parsed.port or 15002)
-    rc = load_job(application).main([*args, "--remote", url])
+    conf_args = [a for k, v in (conf or {}).items() for a in ("--conf", f"{k}={v}")]
+    with _client_env():
+        rc = load_job(application).main([*args, "--remote", url, *conf_args])
     if rc:
         raise SparkJobFailed(f"{application} exited with status {rc}")
 
 
 class SparkJobOperator(SparkSubmitOperator):
     """SparkSubmitOperator that runs the job over Spark Connect when ``conn_id`` is a ``spark_connect``
-    connection; any other connection type is a plain ``spark-submit``."""
+    connection; any other connection type is a plain ``spark-submit``. Either way the job gets the OpenLineage
+    parent job (``spark.openlineage.parent*``), so Spark-side events link to this task, and the task's own
+    lineage names the lake paths the job read and wrote (from its arguments)."""
+
+    # job arguments naming what it reads and writes
+    INPUT_ARGS = ("--raw", "--lookup")
+    OUTPUT_ARGS = ("--stage", "--quarantine", "--out")
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("openlineage_inject_parent_job_info", True)
+        super().__init__(**kwargs)
 
     def execute(self, context: Any) -> None:
         from airflow.providers.apache.spark.hooks.spark_connect import SparkConnectHook
 
         hook = SparkConnectHook(self._conn_id)
         if hook.get_connection(self._conn_id).conn_type != SparkConnectHook.conn_type:
-            return super().execute(context)
+            return super().execute(context)  # spark-submit; the provider injects the parent job
         url = hook.get_connection_url()
         self.log.info("Running %s over Spark Connect at %s", self.application, url)
-        run_connect_job(self.application, [str(a) for a in self.application_args or []], url)
+        run_connect_job(self.application, [str(a) for a in self.application_args or []], url,
+                        parent_job_conf(context))
         return None
+
+    def _arg_uris(self, names: tuple[str, ...]) -> list[str]:
+        args = [str(a) for a in self.application_args or []]
+        uris = [args[i + 1] for i, a in enumerate(args[:-1]) if a in names]
+        if "--inputs" in names and "--inputs" in args:
+            import base64
+            import json
+
+            uris += json.loads(base64.b64decode(args[args.index("--inputs") + 1])).values()
+        return uris
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any):
+        from airflow.providers.openlineage.extractors.base import OperatorLineage
+
+        from c360 import lineage
+
+        return OperatorLineage(
+            inputs=[lineage.lake_path("in", u) for u in self._arg_uris((*self.INPUT_ARGS, "--inputs"))],
+            outputs=[lineage.lake_path("out", u) for u in self._arg_uris(self.OUTPUT_ARGS)],
+        )
+
+
+def parent_job_conf(context: Any) -> dict[str, str]:
+    """The Spark properties the OpenLineage provider injects into spark-submit, for a Connect session."""
+    try:
+        from airflow.providers.openlineage.utils.spark import _get_parent_job_information_as_spark_properties
+    except ImportError:  # the provider is optional for running a job
+        return {}
+    return _get_parent_job_information_as_spark_properties(context) if context else {}

@@ -64,6 +64,9 @@ def partition_uris(ds: Dataset, interval: Interval) -> dict[str, str]:
 # ---- extract -------------------------------------------------------------------------------------------
 
 
+COPY_BLOCK_BYTES = 8 * 2**20
+
+
 def published_exists(ds: Dataset) -> bool:
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
         return conn.execute("select to_regclass(%s) is not null", (ds.output.table,)).fetchone()[0]
@@ -82,8 +85,14 @@ def extract(ds: Dataset, interval: Interval, mode: str) -> dict[str, Any]:
         conn.execute("set transaction isolation level repeatable read")
         rows = conn.execute(count_query, interval.params).fetchone()[0]
         with conn.cursor() as cur, cur.copy(query, interval.params) as copy, target.open("wb") as out:
+            # COPY yields about a row per chunk; object storage writes cost per call, so write in blocks
+            block = bytearray()
             for chunk in copy:
-                out.write(chunk)
+                block += chunk
+                if len(block) >= COPY_BLOCK_BYTES:
+                    out.write(bytes(block))
+                    block.clear()
+            out.write(bytes(block))
     log.info("extracted %s rows of %s (%s) into %s", rows, ds.name, mode, target)
     return {**uris, "raw_rows": rows, "mode": mode}
 
@@ -243,7 +252,8 @@ def load_staging(ds: Dataset, interval: Interval, extracted: dict[str, Any], dag
                     f"rows; refusing to empty it (is the source table empty or the interval wrong?)"
                 )
         conn.execute(sql.SQL("drop table if exists {}").format(ident(batch)))
-        conn.execute(sql.SQL("create table {} (like {} including all)").format(
+        # no indexes: COPY into a bare table is fastest; duplicate keys fail the gate, then the published key
+        conn.execute(sql.SQL("create table {} (like {} including defaults including constraints)").format(
             ident(batch), ident(ds.output.table)))
         copy_arrow(conn, batch, _cast_for_pg(stage, ds))
         conn.execute(sql.SQL("analyze {}").format(ident(batch)))

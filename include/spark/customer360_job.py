@@ -421,9 +421,12 @@ def run(spark: SparkSession, inputs: dict[str, str], as_of: datetime, spec: dict
     return counts
 
 
-def session(app_name: str, remote: str | None) -> SparkSession:
-    """The spark-submit session, or a Spark Connect client session; jobs compute in UTC either way."""
+def session(app_name: str, remote: str | None, conf: list[str] | None = None) -> SparkSession:
+    """The spark-submit session, or a Spark Connect client session with ``key=value`` settings (the
+    OpenLineage parent job, which spark-submit gets as --conf); jobs compute in UTC either way."""
     builder = SparkSession.builder.remote(remote) if remote else SparkSession.builder.appName(app_name)
+    for key, _, value in (c.partition("=") for c in conf or []):
+        builder = builder.config(key, value)
     return builder.config("spark.sql.session.timeZone", "UTC").getOrCreate()
 
 
@@ -434,11 +437,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spec", required=True, help="base64 JSON of include/c360/segments.yaml")
     parser.add_argument("--out", required=True)
     parser.add_argument("--remote", help="Spark Connect URL (sc://host:port); default: the spark-submit session")
+    parser.add_argument("--conf", action="append", default=[], help="key=value for a Spark Connect session")
     args = parser.parse_args(argv)
     inputs = json.loads(base64.b64decode(args.inputs))
     spec = json.loads(base64.b64decode(args.spec))
     as_of = datetime.fromisoformat(args.as_of).replace(tzinfo=None)
-    spark = session("c360_customer360", args.remote)
+    spark = session("c360_customer360", args.remote, args.conf)
     try:
         counts = run(spark, inputs, as_of, spec, args.out)
     finally:

@@ -120,9 +120,12 @@ def run(spark: SparkSession, spec: dict, raw_uri: str, stage_uri: str, quarantin
         raw.unpersist()
 
 
-def session(app_name: str, remote: str | None) -> SparkSession:
-    """The spark-submit session, or a Spark Connect client session; jobs compute in UTC either way."""
+def session(app_name: str, remote: str | None, conf: list[str] | None = None) -> SparkSession:
+    """The spark-submit session, or a Spark Connect client session with ``key=value`` settings (the
+    OpenLineage parent job, which spark-submit gets as --conf); jobs compute in UTC either way."""
     builder = SparkSession.builder.remote(remote) if remote else SparkSession.builder.appName(app_name)
+    for key, _, value in (c.partition("=") for c in conf or []):
+        builder = builder.config(key, value)
     return builder.config("spark.sql.session.timeZone", "UTC").getOrCreate()
 
 
@@ -134,9 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stage", required=True)
     parser.add_argument("--quarantine", required=True)
     parser.add_argument("--remote", help="Spark Connect URL (sc://host:port); default: the spark-submit session")
+    parser.add_argument("--conf", action="append", default=[], help="key=value for a Spark Connect session")
     args = parser.parse_args(argv)
     spec = json.loads(base64.b64decode(args.spec))
-    spark = session(f"c360_stage_{args.dataset}", args.remote)
+    spark = session(f"c360_stage_{args.dataset}", args.remote, args.conf)
     try:
         counts = run(spark, spec, args.raw, args.stage, args.quarantine)
     finally:

@@ -187,9 +187,12 @@ def run(spark: SparkSession, raw_uri: str, visitor_map_uri: str, stage_uri: str,
                 df.unpersist()
 
 
-def session(app_name: str, remote: str | None) -> SparkSession:
-    """The spark-submit session, or a Spark Connect client session; jobs compute in UTC either way."""
+def session(app_name: str, remote: str | None, conf: list[str] | None = None) -> SparkSession:
+    """The spark-submit session, or a Spark Connect client session with ``key=value`` settings (the
+    OpenLineage parent job, which spark-submit gets as --conf); jobs compute in UTC either way."""
     builder = SparkSession.builder.remote(remote) if remote else SparkSession.builder.appName(app_name)
+    for key, _, value in (c.partition("=") for c in conf or []):
+        builder = builder.config(key, value)
     return builder.config("spark.sql.session.timeZone", "UTC").getOrCreate()
 
 
@@ -202,8 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stage", required=True)
     parser.add_argument("--quarantine", required=True)
     parser.add_argument("--remote", help="Spark Connect URL (sc://host:port); default: the spark-submit session")
+    parser.add_argument("--conf", action="append", default=[], help="key=value for a Spark Connect session")
     args = parser.parse_args(argv)
-    spark = session(f"c360_stage_{args.dataset}", args.remote)
+    spark = session(f"c360_stage_{args.dataset}", args.remote, args.conf)
     try:
         if args.spec:  # the registry and this job must agree on the columns
             declared = [c["name"] for c in json.loads(base64.b64decode(args.spec))["columns"]]

@@ -129,9 +129,10 @@ def test_stage_transform_on_a_standalone_cluster_matches_local_mode_and_spark_co
     # executors on the worker reach the driver on loopback
     cluster_conf = {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1",
                     "spark.executor.memory": "512m", "spark.driver.memory": "1g"}
+    # Connect first: pyspark marks its process as a Connect client, which must not leak into the submits
+    _submit(settings.SPARK_CONN_ID, raw, tmp_path / "connect", {})  # the default: Spark Connect
     _submit("spark_cluster", raw, tmp_path / "cluster", cluster_conf)
     _submit("spark_local", raw, tmp_path / "local", {})
-    _submit(settings.SPARK_CONN_ID, raw, tmp_path / "connect", {})  # the default: Spark Connect
 
     import urllib.request
 

@@ -1,0 +1,132 @@
+"""OpenLineage for every task of every DAG, compared with golden lineage and validated against the spec.
+
+Every DAG runs once (dag.test, as `make demo` does: a bootstrap then the derived product). For each DAG the
+COMPLETE events are reduced to their stable fields (job names, event types, input and output datasets,
+facet names) and compared with ``tests/golden/lineage/<dag_id>.json``; run-specific parts (the state folder,
+interval partitions, batch table suffixes) are normalised. ``C360_UPDATE_GOLDEN=1`` rewrites the files
+(review the diff). Every event written to the lineage file by the integration tests so far validates against
+``../shared/openlineage-spec``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from c360 import cli, generator, pg, settings
+
+from . import openlineage_spec
+
+pytestmark = pytest.mark.integration
+
+GOLDEN = settings.PROJECT_DIR / "tests" / "golden" / "lineage"
+SCALE = generator.Scale(customers=800, days=10, orders_per_day=300, sessions_per_hour=10, ga_days=1)
+LOGICAL = datetime.fromisoformat(settings.DEMO_DATE).replace(tzinfo=UTC) + timedelta(days=1)
+
+
+@pytest.fixture(scope="module")
+def runs(platform):
+    cli.reset_warehouse()
+    data = generator.generate(SCALE)
+    generator.load_sources(data)
+    generator.write_landing(data)
+    before = len(openlineage_spec.read_events())
+    states = cli.run_dags(LOGICAL)
+    assert set(states.values()) == {"success"}, states
+    return openlineage_spec.read_events()[before:]
+
+
+def _normalise(text: str) -> str:
+    text = text.replace(str(settings.state_dir()), "<state>")
+    text = re.sub(r"__\d{8}t\d{4}", "__<interval>", text)
+    return text
+
+
+def _dataset(d: dict) -> str:
+    facets = sorted({*d.get("facets", {}), *d.get("inputFacets", {}), *d.get("outputFacets", {})})
+    return f"{_normalise(d['namespace'])} {_normalise(d['name'])} [{', '.join(facets)}]"
+
+
+def summary(events: list[dict], dag_id: str) -> dict:
+    """task → event types, and the datasets of its COMPLETE event with their facet names."""
+    out: dict[str, dict] = {}
+    for e in events:
+        job = e["job"]["name"]
+        if not job.startswith(f"{dag_id}."):
+            continue
+        task = out.setdefault(job.removeprefix(f"{dag_id}."), {"events": [], "inputs": [], "outputs": []})
+        task["events"] = sorted({*task["events"], e["eventType"]})
+        if e["eventType"] == "COMPLETE":
+            task["inputs"] = sorted({*task["inputs"], *map(_dataset, e.get("inputs", []))})
+            task["outputs"] = sorted({*task["outputs"], *map(_dataset, e.get("outputs", []))})
+    return out
+
+
+def _dag_ids() -> list[str]:
+    return sorted(p.stem.removesuffix(".py") for p in settings.DAGS_DIR.glob("*.py"))
+
+
+@pytest.mark.parametrize("dag_id", _dag_ids())
+def test_lineage_matches_the_golden_lineage(runs, dag_id):
+    got = summary(runs, dag_id)
+    path = GOLDEN / f"{dag_id}.json"
+    if os.environ.get("C360_UPDATE_GOLDEN"):
+        path.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
+    assert got == json.loads(path.read_text())
+
+
+def test_every_task_reads_or_writes_a_dataset(runs, dagbag):
+    for dag_id, dag in dagbag.dags.items():
+        got = summary(runs, dag_id)
+        for task_id in dag.task_ids:
+            assert got[task_id]["events"] == ["COMPLETE", "START"], (dag_id, task_id)
+            assert got[task_id]["inputs"] or got[task_id]["outputs"], (dag_id, task_id)
+
+
+def test_the_gate_reports_one_assertion_per_check_with_its_outcome(runs):
+    (event,) = [e for e in runs if e["job"]["name"] == "customer_daily.check_quality" and e["eventType"] == "COMPLETE"]
+    (checked,) = event["inputs"]
+    run_id = event["run"]["facets"]["airflow"]["dagRun"]["run_id"]
+    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
+        rows = conn.execute("select check_name, column_name, outcome from quality.check_results "
+                            "where dataset = 'customer' and dag_run_id = %s and outcome <> 'not_evaluated'",
+                            (run_id,)).fetchall()
+    assertions = checked["facets"]["dataQualityAssertions"]["assertions"]
+    assert sorted((a["assertion"], a.get("column"), a["success"]) for a in assertions) == \
+        sorted((name, column, outcome == "passed") for name, column, outcome in rows)
+    assert checked["inputFacets"]["dataQualityMetrics"]["rowCount"] > 0
+    assert checked["namespace"].startswith("postgres://") and checked["name"].startswith("c360.staging.")
+
+
+def test_publish_reports_the_table_schema_and_rows_written(runs):
+    (event,) = [e for e in runs if e["job"]["name"] == "orders_every_15_minutes.publish_table"
+                and e["eventType"] == "COMPLETE"]
+    (out,) = event["outputs"]
+    assert out["name"] == "c360.c360.orders"
+    run_id = event["run"]["facets"]["airflow"]["dagRun"]["run_id"]
+    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
+        (written,) = conn.execute("select rows_published from meta.publish_log where dag_run_id = %s",
+                                  (run_id,)).fetchone()
+    assert out["outputFacets"]["outputStatistics"]["rowCount"] == written
+    from c360.registry import load_registry
+
+    assert [f["name"] for f in out["facets"]["schema"]["fields"]] == load_registry()["orders"].column_names
+
+
+def test_spark_tasks_name_their_lake_paths(runs):
+    (event,) = [e for e in runs if e["job"]["name"] == "customer_daily.stage_with_spark"
+                and e["eventType"] == "COMPLETE"]
+    lake = str(settings.state_dir() / "lake")
+    assert [(d["namespace"], d["name"]) for d in event["inputs"]] == [("file", f"{lake}/raw/customer")]
+    assert sorted((d["namespace"], d["name"]) for d in event["outputs"]) == [
+        ("file", f"{lake}/quarantine/customer"), ("file", f"{lake}/stage/customer")]
+
+
+def test_every_event_written_so_far_validates_against_the_spec(runs):
+    events = openlineage_spec.read_events()
+    assert len(events) >= len(runs) > 0
+    assert sum(openlineage_spec.validate(e) for e in events) > len(events)
