@@ -245,7 +245,7 @@ class SparkJobOperator(SparkSubmitOperator):
 
     def _arg_uris(self, names: tuple[str, ...]) -> list[str]:
         args = [str(a) for a in self.application_args or []]
-        uris = [args[i + 1] for i, a in enumerate(args[:-1]) if a in names]
+        uris = [args[i + 1] for i, a in enumerate(args[:-1]) if a in names and a != "--inputs"]
         if "--inputs" in names and "--inputs" in args:
             import base64
             import json

@@ -103,6 +103,7 @@ def _submit(conn_id: str, raw: Path, out: Path, conf: dict) -> None:
     stage_with_spark = SparkJobOperator(
         task_id="stage_with_spark", conn_id=conn_id, application=str(settings.SPARK_DIR / "stage_job.py"),
         name="c360_cluster_test", conf={**SPARK_CONF, **conf},
+        openlineage_inject_parent_job_info=False,  # executed outside a task: there is no parent job
         application_args=["--dataset", ds.name, "--spec", stage_spec(ds), "--raw", raw.as_uri(),
                           "--stage", (out / "stage").as_uri(), "--quarantine", (out / "quarantine").as_uri()],
     )
@@ -169,3 +170,22 @@ def test_a_rerun_over_spark_connect_reads_the_new_files_not_a_cache_of_the_last_
     _submit(settings.SPARK_CONN_ID, raw, tmp_path / "second", {})
     assert len(_rows(tmp_path / "first" / "stage")) == 250
     assert len(_rows(tmp_path / "second" / "stage")) == 99  # 100 rows, row 7 mistyped
+
+
+def test_a_spark_connect_session_gets_the_openlineage_parent_job(tmp_path, capsys):
+    """spark-submit gets spark.openlineage.parent* as --conf from the provider; a Connect session gets them as
+    session settings, so a Spark-side OpenLineage listener links its events to the Airflow task."""
+    from c360.dag_factory import stage_spec
+    from c360.spark_runner import run_connect_job
+
+    raw = tmp_path / "raw"
+    _raw_customers(raw)
+    ds = load_registry()["customer"]
+    args = ["--dataset", ds.name, "--spec", stage_spec(ds), "--raw", raw.as_uri(),
+            "--stage", (tmp_path / "stage").as_uri(), "--quarantine", (tmp_path / "q").as_uri()]
+    url = f"sc://127.0.0.1:{settings.spark_connect_port()}"
+    run_connect_job(str(settings.SPARK_DIR / "stage_job.py"), args, url,
+                    {"spark.openlineage.parentJobName": "customer_daily.stage_with_spark",
+                     "spark.openlineage.parentJobNamespace": "c360"})
+    line = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")][-1]
+    assert line["openlineage_parent_job"] == "customer_daily.stage_with_spark"
