@@ -34,3 +34,21 @@ def test_the_extractor_is_configured_for_every_process():
     from airflow.providers.openlineage.extractors.manager import ExtractorManager
 
     assert ExtractorManager().extractors["_PythonDecoratedOperator"] is lineage.TaskLineageExtractor
+
+
+def test_a_spark_task_names_the_lake_paths_of_its_job_arguments():
+    import base64
+
+    from c360.spark_runner import SparkJobOperator
+
+    inputs = {"orders": "file:///lake/analytics/c/interval=2026-11-21T0000/inputs/orders",
+              "visitor_map": "s3a://bucket/landing/web/visitor_map.csv"}
+    op = SparkJobOperator(task_id="build_with_spark", application="/x/job.py", application_args=[
+        "--inputs", base64.b64encode(json.dumps(inputs).encode()).decode(), "--as-of", "2026-11-21T00:00:00",
+        "--raw", "file:///lake/raw/orders/interval=2026-11-20T1200",
+        "--out", "file:///lake/analytics/c/interval=2026-11-21T0000/outputs"])
+    got = op.get_openlineage_facets_on_complete(None)
+    assert sorted((d.namespace, d.name) for d in got.inputs) == [
+        ("file", "/lake/analytics/c/inputs/orders"), ("file", "/lake/raw/orders"),
+        ("s3://bucket", "landing/web/visitor_map.csv")]
+    assert [(d.namespace, d.name) for d in got.outputs] == [("file", "/lake/analytics/c/outputs")]
