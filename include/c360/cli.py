@@ -148,6 +148,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"Generating source systems: {scale}", flush=True)
     data = generator.generate(scale)
     reset_warehouse()
+    settings.lineage_file().unlink(missing_ok=True)  # the summary counts this demo's lineage events
     counts = generator.load_sources(data)
     files = generator.write_landing(data)
     print(f"  source rows: {counts}; GA export files: {files}; injected defects: {data.defects}", flush=True)
