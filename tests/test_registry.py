@@ -60,6 +60,13 @@ def test_business_key_must_be_a_column():
         _parse(data)
 
 
+def test_an_index_must_name_declared_columns():
+    data = _base()
+    data["datasets"]["customer"]["outputs"] = [{"table": "c360.customer", "indexes": [["updated_at"], ["updatd"]]}]
+    with pytest.raises(RegistryError, match=r"outputs\[0\]\.indexes names columns that are not declared: \['updatd'\]"):
+        _parse(data)
+
+
 def test_schedule_must_be_cron():
     data = _base()
     data["datasets"]["customer"]["cadence"]["schedule"] = "every day"

@@ -88,6 +88,8 @@ class Transform(_Strict):
 
 class Output(_Strict):
     table: str = Field(pattern=r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
+    # secondary indexes of the published table (each a column list), for the queries the contract runs on it
+    indexes: tuple[tuple[str, ...], ...] = ()
 
     @property
     def schema_name(self) -> str:
@@ -122,6 +124,7 @@ class Dataset(_Strict):
             ("business_key", self.business_key),
             ("version_column", (self.version_column,)),
             ("source.watermark", () if self.source.system == "ga_export" else (self.source.watermark,)),
+            *((f"outputs[{i}].indexes", cols) for i, o in enumerate(self.outputs) for cols in o.indexes),
         ):
             missing = [c for c in cols if c not in names]
             if missing:

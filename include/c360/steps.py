@@ -195,6 +195,10 @@ def ensure_published_table(conn: psycopg.Connection, ds: Dataset) -> None:
             ident(ds.output.table), cols, _columns(list(ds.business_key))
         )
     )
+    for columns in ds.output.indexes:
+        name = f"{ds.output.table_name}__{'_'.join(columns)}_idx"
+        conn.execute(sql.SQL("create index if not exists {} on {} ({})").format(
+            sql.Identifier(name), ident(ds.output.table), _columns(list(columns))))
 
 
 def staging_table(ds: Dataset, dag_id: str, interval: Interval) -> str:
