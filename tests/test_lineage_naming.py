@@ -52,3 +52,5 @@ def test_a_spark_task_names_the_lake_paths_of_its_job_arguments():
         ("file", "/lake/analytics/c/inputs/orders"), ("file", "/lake/raw/orders"),
         ("s3://bucket", "landing/web/visitor_map.csv")]
     assert [(d.namespace, d.name) for d in got.outputs] == [("file", "/lake/analytics/c/outputs")]
+    # spark-submit gets spark.openlineage.parent* from the provider (a Connect session from run_connect_job)
+    assert op._openlineage_inject_parent_job_info is True
