@@ -9,14 +9,13 @@ import argparse
 import json
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from c360 import settings
+from c360 import procs, settings
 
 log = logging.getLogger("c360")
 
@@ -188,7 +187,7 @@ def start_services(port: int) -> str:
     logs.mkdir(parents=True, exist_ok=True)
     for name, argv in SERVICES.items():
         pid_file = pid_dir() / f"{name}.pid"
-        if pid_file.exists() and _alive(int(pid_file.read_text())):
+        if pid_file.exists() and procs.alive(int(pid_file.read_text())):
             print(f"{name} already running (pid {pid_file.read_text()})")
             continue
         cmd = [_bin("airflow"), *[a.format(port=port) for a in argv]]
@@ -216,19 +215,6 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
-def _alive(pid: int) -> bool:
-    try:  # reap it first if it is our own exited child (a zombie still answers kill(pid, 0))
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-        return True
-    except OSError:
-        return False
-
-
 def _wait_http(url: str, seconds: float) -> bool:
     import urllib.request
 
@@ -249,14 +235,7 @@ def stop_services() -> list[str]:
     stopped = []
     for pid_file in sorted(pid_dir().glob("*.pid")) if pid_dir().exists() else []:
         pid = int(pid_file.read_text())
-        if _alive(pid):
-            os.killpg(pid, signal.SIGTERM)
-            for _ in range(30):
-                if not _alive(pid):
-                    break
-                time.sleep(0.5)
-            else:
-                os.killpg(pid, signal.SIGKILL)
+        if procs.stop_group(pid, grace_s=15):
             stopped.append(f"{pid_file.stem} (pid {pid})")
         pid_file.unlink()
     return stopped

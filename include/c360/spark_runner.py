@@ -15,7 +15,6 @@ from __future__ import annotations
 import fcntl
 import importlib.util
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -26,7 +25,7 @@ from urllib.parse import urlparse
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 
-from c360 import settings
+from c360 import procs, settings
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
@@ -95,19 +94,6 @@ def _listening(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as s:
         s.settimeout(1)
         return s.connect_ex((host, port)) == 0
-
-
-def _alive(pid: int) -> bool:
-    try:
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-        return True
-    except OSError:
-        return False
 
 
 def ensure_local_server(port: int) -> bool:
@@ -179,16 +165,7 @@ def stop_local_server() -> bool:
     path = pid_file()
     if not path.exists():
         return False
-    pid = int(path.read_text())
-    running = _alive(pid)
-    if running:
-        os.killpg(pid, signal.SIGTERM)
-        for _ in range(60):
-            if not _alive(pid):
-                break
-            time.sleep(0.5)
-        else:
-            os.killpg(pid, signal.SIGKILL)
+    running = procs.stop_group(int(path.read_text()))
     path.unlink(missing_ok=True)
     return running
 
