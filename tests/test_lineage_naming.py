@@ -54,3 +54,16 @@ def test_a_spark_task_names_the_lake_paths_of_its_job_arguments():
     assert [(d.namespace, d.name) for d in got.outputs] == [("file", "/lake/analytics/c/outputs")]
     # spark-submit gets spark.openlineage.parent* from the provider (a Connect session from run_connect_job)
     assert op._openlineage_inject_parent_job_info is True
+
+
+def test_recording_the_same_dataset_twice_keeps_one():
+    class Task:
+        pass
+
+    context = {"task": Task()}
+    orders = lineage.dataset("in", ("postgres://localhost:5432", "c360.c360.orders"))
+    lineage.record(context, [orders])
+    lineage.record(context, [orders, lineage.dataset("in", ("file", "/lake/raw/orders"))])
+    got = lineage.TaskLineageExtractor(context["task"]).extract_on_complete(None)
+    assert [(d.namespace, d.name) for d in got.inputs] == [("postgres://localhost:5432", "c360.c360.orders"),
+                                                            ("file", "/lake/raw/orders")]

@@ -132,8 +132,13 @@ def record(context: dict[str, Any] | None, inputs: list | None = None, outputs: 
         return  # called outside a task (tests of the step functions)
     task = context["task"]
     before = getattr(task, ATTRIBUTE, None) or OperatorLineage()
-    setattr(task, ATTRIBUTE, OperatorLineage(inputs=[*before.inputs, *(inputs or [])],
-                                             outputs=[*before.outputs, *(outputs or [])]))
+
+    def merged(old: list, new: list | None) -> list:  # a sensor poking again records the same datasets
+        seen = {(d.namespace, d.name) for d in old}
+        return [*old, *(d for d in new or [] if (d.namespace, d.name) not in seen)]
+
+    setattr(task, ATTRIBUTE, OperatorLineage(inputs=merged(before.inputs, inputs),
+                                             outputs=merged(before.outputs, outputs)))
 
 
 class TaskLineageExtractor(BaseExtractor):
