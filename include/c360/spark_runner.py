@@ -139,25 +139,22 @@ def _warm_up(url: str) -> None:
     from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
 
-    with _client_env():
-        _warm_up_job(SparkSession.builder.remote(url).getOrCreate(), F)
-
-
-def _warm_up_job(spark, F) -> None:  # noqa: N803 (pyspark's functions module, as the jobs name it)
     path = (server_dir() / "tmp" / "warm-up").as_uri()
-    try:
-        rows = spark.range(2_000_000).select(
-            F.concat(F.lit("C"), (F.col("id") % 200_000).cast("string")).alias("k"),
-            (F.col("id") % 10_000 / 100).cast("decimal(18,2)").alias("amount"),
-            F.timestamp_seconds(F.col("id") * 60).cast("timestamp_ntz").alias("ts"))
-        rows.write.mode("overwrite").parquet(path)
-        back = spark.read.parquet(path)
-        recent = F.col("ts") >= F.lit("1970-01-10").cast("timestamp_ntz")
-        back.groupBy("k").agg(F.max(F.when(recent, F.col("ts"))), F.count(F.when(recent, F.lit(1))),
-                              F.sum(F.when(recent, F.col("amount")))) \
-            .orderBy("k").write.mode("overwrite").format("noop").save()
-    finally:
-        spark.stop()
+    with _client_env():
+        spark = SparkSession.builder.remote(url).getOrCreate()
+        try:
+            rows = spark.range(2_000_000).select(
+                F.concat(F.lit("C"), (F.col("id") % 200_000).cast("string")).alias("k"),
+                (F.col("id") % 10_000 / 100).cast("decimal(18,2)").alias("amount"),
+                F.timestamp_seconds(F.col("id") * 60).cast("timestamp_ntz").alias("ts"))
+            rows.write.mode("overwrite").parquet(path)
+            back = spark.read.parquet(path)
+            recent = F.col("ts") >= F.lit("1970-01-10").cast("timestamp_ntz")
+            back.groupBy("k").agg(F.max(F.when(recent, F.col("ts"))), F.count(F.when(recent, F.lit(1))),
+                                  F.sum(F.when(recent, F.col("amount")))) \
+                .orderBy("k").write.mode("overwrite").format("noop").save()
+        finally:
+            spark.stop()
 
 
 def stop_local_server() -> bool:
