@@ -12,7 +12,7 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from c360 import lake, pg, settings, steps
+from c360 import lake, pg, settings, steps, swap
 from c360.registry import Derived, load_registry
 
 if TYPE_CHECKING:
@@ -158,17 +158,17 @@ def publish_outputs(d: Derived, interval: steps.Interval, as_of: datetime, loade
         is_latest = latest is None or interval.end >= latest
         for o in d.outputs:
             batch = loaded[o.name]["batch_table"]
-            if o.history:
+            if o.history:  # this as-of date's rows replaced; other dates kept
                 conn.execute(sql.SQL("delete from {} where as_of_date = %s").format(ident(o.table)), (as_of.date(),))
-            elif not is_latest:
+                conn.execute(sql.SQL("insert into {} select * from {}").format(ident(o.table), ident(batch)))
+                conn.execute(sql.SQL("drop table {}").format(ident(batch)))
+            elif is_latest:  # the current state: the batch becomes the table
+                swap.swap_in(conn, o.table, batch)
+            else:
                 log.info("%s: as of %s is older than the published current state (%s); kept it", o.table,
                          as_of, latest)
                 conn.execute(sql.SQL("drop table {}").format(ident(batch)))
                 continue
-            else:
-                conn.execute(sql.SQL("truncate {}").format(ident(o.table)))
-            conn.execute(sql.SQL("insert into {} select * from {}").format(ident(o.table), ident(batch)))
-            conn.execute(sql.SQL("drop table {}").format(ident(batch)))
             result[o.name] = loaded[o.name]["rows"]
             conn.execute(steps.sql_file("warehouse/publish_log.sql"), {
                 "dataset": o.name, "table": o.table, "start": interval.start, "end": interval.end,

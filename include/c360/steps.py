@@ -291,12 +291,16 @@ def publish(ds: Dataset, interval: Interval, loaded: dict[str, Any]) -> dict[str
             raise RuntimeError(f"{ds.name}: batch table {batch} is gone (published already?); clear the run "
                                f"from load_to_staging to rebuild it")
         if loaded["mode"] == FULL:
-            conn.execute(sql_file("warehouse/publish_full.sql", **idents))
+            from c360 import swap
+
+            # the batch becomes the table (rows deleted at the source disappear); readers see the old rows
+            # until commit
+            swap.swap_in(conn, published, batch)
             replaced, written = None, loaded["staged_rows"]
         else:
             replaced = conn.execute(sql_file("warehouse/publish_delete.sql", **idents)).rowcount
             written = conn.execute(sql_file("warehouse/publish_insert.sql", **idents)).rowcount
-        conn.execute(sql.SQL("drop table {}").format(ident(batch)))
+            conn.execute(sql.SQL("drop table {}").format(ident(batch)))
         conn.execute(sql_file("warehouse/publish_log.sql"), {
             "dataset": ds.name, "table": published, "start": interval.start, "end": interval.end,
             "run_id": interval.run_id, "mode": loaded["mode"], "batch_rows": loaded["staged_rows"],
