@@ -327,7 +327,13 @@ def main(argv: list[str] | None = None) -> int:
         report.timed("load the source databases (COPY)", partial(generator.load_sources, data),
                      rows=lambda c: sum(c.values()))
         report.timed("write the GA export files", partial(generator.write_landing, data))
-        del data  # the source rows are in PostgreSQL now
+        del data  # the source rows are in PostgreSQL now: give their memory back before Spark starts
+        import gc
+
+        import pyarrow as pa
+
+        gc.collect()
+        pa.default_memory_pool().release_unused()
         spark_overheads(report)
 
         from airflow.dag_processing.dagbag import DagBag

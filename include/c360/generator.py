@@ -539,6 +539,7 @@ def load_sources(data: Generated) -> dict[str, int]:
                 counts[name] = data.tables[name].num_rows
                 if name in data.late:
                     _copy_table(conn, f"late.{name}", data.late[name])
+            conn.execute((settings.SQL_DIR / "sources" / ddl.replace(".sql", "_indexes.sql")).read_text())
             conn.execute("analyze")
     return counts
 

@@ -4,7 +4,7 @@ drop table if exists orders, order_line_item, transactions;
 drop schema if exists late cascade;
 
 create table orders (
-    order_id            varchar primary key,
+    order_id            varchar not null,     -- primary key: oltp_indexes.sql
     customer_id         varchar,
     order_date          timestamp not null,   -- seed: "Order_state", described as "Order Date"
     order_status        varchar,              -- added: seed check "Consistency - Order Status"
@@ -18,19 +18,17 @@ create table orders (
     transaction_id      varchar,
     updated_at          timestamp not null    -- added: row version
 );
-create index on orders (order_date);
 
 create table order_line_item (
-    order_li_id varchar primary key,
+    order_li_id varchar not null,             -- primary key: oltp_indexes.sql
     order_id    varchar not null,
     product_id  varchar,
     qty         int,
     created_at  timestamp not null            -- added: insertion time, the extraction watermark
 );
-create index on order_line_item (created_at);
 
 create table transactions (
-    transaction_id varchar primary key,
+    transaction_id varchar not null,          -- primary key: oltp_indexes.sql
     order_id       varchar,
     amount         double precision,
     payment_method varchar,
@@ -38,7 +36,6 @@ create table transactions (
     processed_ts   timestamp,                 -- added: seed check "Timeliness - Transaction Processing Time"
     updated_at     timestamp not null
 );
-create index on transactions (transaction_ts);
 
 -- Late-arriving rows are held here by the generator and moved into the tables above by
 -- `python -m c360.generator deliver-late`, after their interval has already been processed.

@@ -30,7 +30,6 @@ create table customer (
     consent_third_party boolean,
     updated_at        timestamp not null   -- added: change watermark
 );
-create index on customer (updated_at);
 
 create table product (
     sku_id              varchar,
@@ -47,7 +46,6 @@ create table product (
     launched_ts         timestamp,
     updated_at          timestamp not null
 );
-create index on product (updated_at);
 
 create table brand (
     brand_id       varchar,
@@ -60,4 +58,3 @@ create table brand (
     headquarters   varchar,
     updated_at     timestamp not null
 );
-create index on brand (updated_at);
