@@ -106,22 +106,26 @@ def load_outputs(d: Derived, as_of: datetime) -> dict[str, Any]:
     """COPY each Spark output into its batch table (like the published table)."""
     from psycopg import sql
 
-    loaded = {}
-    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
+    loaded, columns = {}, {}
+    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:  # committed before the COPY streams connect
         ensure_tables(conn)
         for o in d.outputs:
-            table = steps._read_parquet(partition(d, as_of, "outputs", o.name))
-            columns = _table_columns(conn, o.table)
-            if sorted(table.column_names) != sorted(columns):
-                raise RuntimeError(f"{d.name}.{o.name}: Spark wrote columns {table.column_names}, "
-                                   f"{o.table} has {columns}")
+            written = steps._parquet_dataset(partition(d, as_of, "outputs", o.name)).schema.names
+            columns[o.name] = _table_columns(conn, o.table)
+            if sorted(written) != sorted(columns[o.name]):
+                raise RuntimeError(f"{d.name}.{o.name}: Spark wrote columns {written}, "
+                                   f"{o.table} has {columns[o.name]}")
             batch = batch_table(d, o.name, as_of)
             conn.execute(sql.SQL("drop table if exists {}").format(steps.ident(batch)))
             conn.execute(sql.SQL("create table {} (like {} including defaults including constraints)").format(
                 steps.ident(batch), steps.ident(o.table)))
-            steps.copy_arrow(conn, batch, table.select(columns))
+    for o in d.outputs:
+        batch = batch_table(d, o.name, as_of)
+        rows = steps.copy_parquet(partition(d, as_of, "outputs", o.name), batch,
+                                  lambda t, cols=columns[o.name]: t.select(cols))
+        with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
             conn.execute(sql.SQL("analyze {}").format(steps.ident(batch)))
-            loaded[o.name] = {"batch_table": batch, "rows": table.num_rows}
+        loaded[o.name] = {"batch_table": batch, "rows": rows}
     return loaded
 
 

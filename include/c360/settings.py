@@ -70,6 +70,14 @@ def spark_connect_port() -> int:
     return int(os.environ.get("C360_SPARK_CONNECT_PORT", "15002"))
 
 
+def copy_streams() -> int:
+    """Concurrent COPY connections of one load: PostgreSQL parses a COPY on one core."""
+    raw = os.environ.get("C360_COPY_STREAMS", str(min(4, os.cpu_count() or 1)))
+    if not raw.isdigit() or int(raw) < 1:
+        raise SettingError(f"C360_COPY_STREAMS must be a whole number >= 1, got {raw!r}")
+    return int(raw)
+
+
 def require_env(name: str) -> str:
     value = os.environ.get(name)
     if not value:

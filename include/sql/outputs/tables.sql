@@ -1,9 +1,10 @@
 -- Customer 360 outputs (include/spark/customer360_job.py). Column order = the Spark job's output order.
+-- Text key columns compare byte-wise (collation "C"): ids have no linguistic order; their indexes build faster.
 create schema if not exists c360;
 
 create table if not exists c360.orders_enriched (
-    order_id            text not null,
-    order_li_id         text,            -- NULL for an order without line items
+    order_id            text collate "C" not null,
+    order_li_id         text collate "C",          -- NULL for an order without line items
     customer_id         text,
     order_date          timestamp,
     order_status        text,
@@ -29,7 +30,7 @@ create unique index if not exists orders_enriched_line on c360.orders_enriched (
 
 create table if not exists c360.rfm_history (
     as_of_date      date    not null,
-    customer_id     text    not null,
+    customer_id     text    collate "C" not null,
     last_order_date date,
     recency_days    integer not null,
     frequency       integer not null,
@@ -44,14 +45,14 @@ create table if not exists c360.rfm_history (
 
 create table if not exists c360.segment_membership_history (
     as_of_date   date not null,
-    segment_name text not null,
-    customer_id  text not null,
+    segment_name text collate "C" not null,
+    customer_id  text collate "C" not null,
     segment_type text not null check (segment_type in ('audience', 'rfm')),
     primary key (as_of_date, segment_name, customer_id)
 );
 
 create table if not exists c360.customer_profile (
-    profile_id          text primary key,
+    profile_id          text collate "C" primary key,
     as_of_date          date not null,
     customer_ids        jsonb not null,
     emails              jsonb,
