@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 export PYTHONPATH := $(CURDIR)/include:$(CURDIR)/include/spark
 export SODA_CORE_TELEMETRY_ENABLED := false
 
-.PHONY: install demo test up down psql quarantine bench bench-rfm lint generate
+.PHONY: install demo test up down psql quarantine bench bench-rfm bench-publishing lint generate
 
 install: $(STAMP)
 
@@ -46,3 +46,6 @@ lint: install
 
 bench: install         ## the daily platform at scale vs same-run references: make bench [BENCH_ARGS="--customers N --orders M"]
 	$(PY) bench/daily_platform.py $(BENCH_ARGS)
+
+bench-publishing: install  ## re-measure publishing vs a bare COPY on the state the last `make bench` left
+	$(PY) bench/publishing.py $(DATASET)
