@@ -56,7 +56,16 @@ def platform(state_dir):
 
     cli.setup()
     yield state_dir
+    _dispose_airflow_pool()
     pg.stop_embedded()
+
+
+def _dispose_airflow_pool() -> None:
+    # Airflow closes its pooled connections at exit; once the server is gone that logs a traceback.
+    import sys
+
+    if "airflow.settings" in sys.modules:
+        sys.modules["airflow.settings"].dispose_orm()
 
 
 @pytest.fixture(scope="session")
@@ -81,6 +90,7 @@ def pytest_sessionfinish(session, exitstatus):
 
     try:
         spark_runner.stop_local_server()
+        _dispose_airflow_pool()
         pg.stop_embedded()
     finally:
         shutil.rmtree(_STATE, ignore_errors=True)
