@@ -20,6 +20,7 @@ os.environ["C360_STATE_DIR"] = str(ROOT / ".state" / "bench-platform")
 
 
 def main(argv: list[str]) -> int:
+    from daily_platform import bare_copy_seconds
     from psycopg import sql
 
     from c360 import lake, pg, settings, steps
@@ -40,20 +41,7 @@ def main(argv: list[str]) -> int:
     interval = steps.Interval(now, now, "bench-publishing", "bench_publishing")
     pg.start_embedded()
     stage = steps._cast_for_pg(steps._read_parquet(extracted["stage"]), ds)
-    columns = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.pg_type))
-                                 for c in ds.columns)
-
-    def bare_copy() -> float:
-        with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-            conn.execute("create schema if not exists bench")
-            conn.execute("drop table if exists bench.copy_reference")
-            conn.execute(sql.SQL("create table bench.copy_reference ({})").format(columns))
-        t0 = time.time()
-        with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-            steps.copy_arrow(conn, "bench.copy_reference", stage)
-        return time.time() - t0
-
-    before = bare_copy()
+    before = bare_copy_seconds(ds, stage)
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
         conn.execute(sql.SQL("drop table if exists {} cascade").format(steps.ident(ds.output.table)))
     t0 = time.time()
@@ -62,7 +50,7 @@ def main(argv: list[str]) -> int:
     t0 = time.time()
     steps.publish(ds, interval, loaded)
     t_publish = time.time() - t0
-    after = bare_copy()
+    after = bare_copy_seconds(ds, stage)
     rows = loaded["staged_rows"]
     rate, ref = rows / (t_load + t_publish), rows / min(before, after)
     print(f"{ds.name}, {rows:,} rows ({part}), {settings.copy_streams()} COPY stream(s)\n"
