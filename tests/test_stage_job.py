@@ -49,10 +49,24 @@ def test_bad_values_are_quarantined_with_a_reason(spark):
     assert "updated_at: required value is missing" not in reasons["e"]
 
 
-def test_blank_strings_become_null(spark):
+def test_blank_values_of_typed_columns_are_missing(spark):
     stage, _ = stage_job.split(_raw(spark, [("a", " ", "", "2026-11-20 10:00:00")]), COLUMNS, ["id"], "updated_at")
     row = stage.collect()[0]
     assert row.age is None and row.amount is None
+
+
+def test_text_is_staged_exactly_and_a_blank_required_value_is_missing(spark):
+    columns = [*COLUMNS, {"name": "note", "type": "string", "nullable": True}]
+    texts = ["", " ", " padded ", 'O"Brien', "line\nbreak\r\n", "back\\slash\\", "tab\there"]
+    rows = [(f"k{i}", "1", "1", "2026-11-20 10:00:00", t) for i, t in enumerate(texts)]
+    rows += [("  ", "1", "1", "2026-11-20 10:00:00", "x"), ("", "1", "1", "2026-11-20 10:00:00", "y")]
+    df = spark.createDataFrame(rows, schema=", ".join(f"{c['name']} string" for c in columns))
+    from pyspark.sql import functions as F
+
+    stage, quarantine = stage_job.split(df.withColumn(stage_job.SOURCE_FILE, F.lit("f")), columns, ["id"],
+                                        "updated_at")
+    assert {r.id: r.note for r in stage.collect()} == {f"k{i}": t for i, t in enumerate(texts)}
+    assert sorted(r[stage_job.REASON] for r in quarantine.collect()) == ["id: required value is missing"] * 2
 
 
 def test_latest_version_wins_and_older_ones_are_quarantined(spark):
@@ -77,15 +91,14 @@ def test_ties_are_broken_the_same_way_every_time(spark):
 
 
 def test_run_reconciles_raw_with_stage_plus_quarantine(spark, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     raw = tmp_path / "raw"
     raw.mkdir()
-    (raw / "part-00000.csv").write_text(
-        "id,age,amount,updated_at\n"
-        "a,30,1.5,2026-11-20 10:00:00\n"
-        "b,x,2,2026-11-20 10:00:00\n"
-        "a,29,1.5,2026-11-19 10:00:00\n"
-        '"c, with comma",41,,2026-11-20 11:00:00\n'
-    )
+    rows = [("a", "30", "1.5", "2026-11-20 10:00:00"), ("b", "x", "2", "2026-11-20 10:00:00"),
+            ("a", "29", "1.5", "2026-11-19 10:00:00"), ("c, with comma", "41", None, "2026-11-20 11:00:00")]
+    pq.write_table(pa.table({n: [r[i] for r in rows] for i, n in enumerate(NAMES)}), raw / "part-00000.parquet")
     spec = {"columns": COLUMNS, "business_key": ["id"], "version_column": "updated_at"}
     counts = stage_job.run(spark, spec, raw.as_uri(), (tmp_path / "s").as_uri(), (tmp_path / "q").as_uri())
     stage = spark.read.parquet((tmp_path / "s").as_uri())
@@ -94,4 +107,4 @@ def test_run_reconciles_raw_with_stage_plus_quarantine(spark, tmp_path):
     assert stage.count() + quarantine.count() == 4
     assert sorted(r.id for r in stage.collect()) == ["a", "c, with comma"]
     assert dict(stage.dtypes)["updated_at"] == "timestamp_ntz"
-    assert {r._source_file for r in quarantine.collect()} == {"part-00000.csv"}
+    assert {r._source_file for r in quarantine.collect()} == {"part-00000.parquet"}

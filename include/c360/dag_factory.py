@@ -18,7 +18,9 @@ from c360 import alerts, lake, settings
 from c360.registry import Dataset, Derived, cadence_label
 from c360.spark_runner import SparkJobOperator
 
-START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
+# Airflow's start_date of every DAG (see settings.DAG_START_FLOOR): the real first interval of each dataset
+# is its registry start_date, which the first task enforces with a clear error.
+START_DATE = datetime.fromisoformat(settings.DAG_START_FLOOR).replace(tzinfo=UTC)
 
 DEFAULT_ARGS: dict[str, Any] = {
     "retries": 2,
@@ -75,6 +77,20 @@ def _interval(context: dict[str, Any]):
                     context["dag"].dag_id)
 
 
+def check_start_date(entry: Dataset | Derived, section: str, context: dict[str, Any]) -> None:
+    """Fail the run (no retry) when its interval starts before the entry's first date: a silent no-op run
+    would look like a loaded interval."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    start = context["data_interval_start"]
+    first = datetime.combine(entry.first_date, datetime.min.time(), tzinfo=UTC)
+    if start < first:
+        raise AirflowFailException(
+            f"{entry.name}: the interval starting {start:%Y-%m-%d %H:%M} UTC is before its start_date "
+            f"{entry.first_date} ({section}.{entry.name}.start_date in the registry, or C360_START_DATE for all); "
+            f"set it earlier to load older history")
+
+
 def build_dag(ds: Dataset, *, doc_md: str | None = None, full_refresh: bool = False) -> DAG:
     schedule = ds.cadence.full_refresh_schedule if full_refresh else ds.cadence.schedule
     if schedule is None:
@@ -105,6 +121,7 @@ def build_dag(ds: Dataset, *, doc_md: str | None = None, full_refresh: bool = Fa
         def extract_to_raw(**context: Any) -> dict[str, Any]:
             from c360 import lineage, steps
 
+            check_start_date(ds, "datasets", context)
             wants_full = bool(context["params"].get("full_refresh"))
             if ds.source.system == "ga_export":
                 # events are facts of their hour: there is no "whole table as of now" to reload
@@ -155,7 +172,7 @@ def build_dag(ds: Dataset, *, doc_md: str | None = None, full_refresh: bool = Fa
 
             try:
                 return quality.gate(ds, _interval(context), loaded["batch_table"], context=context,
-                                    rows=loaded["staged_rows"])
+                                    rows=loaded["staged_rows"], loaded=loaded)
             except quality.QualityGateFailed as exc:
                 raise AirflowFailException(str(exc)) from exc  # bad data: retrying cannot help
 
@@ -202,6 +219,7 @@ def build_derived_dag(d: Derived, *, doc_md: str | None = None) -> DAG:
 
             from c360 import lineage, outputs
 
+            check_start_date(d, "derived", context)
             lineage.record(context, [lineage.warehouse_table("in", t) for t in outputs.input_tables(d)])
             missing = outputs.missing_inputs(d, context["data_interval_end"])
             if missing:

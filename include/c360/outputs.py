@@ -53,34 +53,24 @@ def missing_inputs(d: Derived, as_of: datetime) -> list[str]:
 
 def export_inputs(d: Derived, as_of: datetime) -> dict[str, str]:
     """Snapshot every input's published table (rows as of now; the job filters by as-of) to Parquet."""
-    import tempfile
-
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
     from psycopg import sql
+
+    from c360 import pgcsv
 
     registry = load_registry()
     uris: dict[str, str] = {}
-    arrow = {"string": pa.string(), "int": pa.int32(), "bigint": pa.int64(), "double": pa.float64(),
-             "timestamp": pa.timestamp("us"), "date": pa.date32(), "boolean": pa.bool_()}
-    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn, tempfile.TemporaryDirectory(prefix="c360-export-") as tmp:
+    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
+        pgcsv.session_settings(conn)
         for name in d.inputs:
             ds = registry[name]
-            csv_path = f"{tmp}/{name}.csv"
             stmt = sql.SQL("copy (select {} from {}) to stdout with (format csv, header true)").format(
                 sql.SQL(", ").join(sql.Identifier(c) for c in ds.column_names), steps.ident(ds.output.table))
-            with conn.cursor() as cur, cur.copy(stmt) as copy, open(csv_path, "wb") as out:
-                for chunk in copy:
-                    out.write(chunk)
-            schema = pa.schema([(c.name, arrow[c.type]) for c in ds.columns])
-            table = pacsv.read_csv(csv_path, convert_options=pacsv.ConvertOptions(
-                column_types=schema, strings_can_be_null=True, true_values=["t"], false_values=["f"]))
+            schema = steps.arrow_schema(ds.columns)
             target = lake.replace_partition(partition(d, as_of, "inputs", name))
             with (target / "part-00000.parquet").open("wb") as f:
-                pq.write_table(table, f)
+                rows = pgcsv.copy_to_parquet(conn, stmt, None, schema, f)
             uris[name] = lake.spark_uri(str(target))
-            log.info("exported %s rows of %s", table.num_rows, ds.output.table)
+            log.info("exported %s rows of %s", rows, ds.output.table)
     web = registry["web_analytics"]
     uris["visitor_map"] = lake.spark_uri(f"{settings.landing_uri()}/{web.source.path}/{web.source.lookup}")
     return uris

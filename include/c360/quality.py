@@ -170,12 +170,37 @@ def record(ds_name: str, interval: Interval, results: list[CheckResult]) -> floa
     return s
 
 
-def gate(ds: Dataset, interval: Interval, table: str, context: dict | None = None, rows: int | None = None) -> dict:
-    """Verify the contract on the batch ``table``, record (scores; the assertions in the task's lineage), then
-    fail on blocking checks (warnings are logged)."""
+def platform_checks(ds: Dataset, loaded: dict) -> list[CheckResult]:
+    """Checks the platform measures itself, beside the contract's: what Soda cannot see in the batch.
+
+    * source rows dated in the future (watermark after the extract's clock): in no interval yet, so not in
+      this batch; they warn every run until an interval covers them, so they are never silently missing;
+    * volume of a landing-file source (web analytics): an hour whose export files hold no line warns.
+    """
+    results = []
+    if loaded.get("future_rows") is not None:
+        n = loaded["future_rows"]
+        results.append(CheckResult(
+            check_name="source rows dated in the future", column_name=ds.source.watermark,
+            outcome="warned" if n else "passed", measured_value=float(n),
+            threshold="warn when any source row is dated after the extract time (+5 min)", severity="warning"))
+    if ds.source.system == "ga_export" and loaded.get("raw_rows") is not None:
+        n = loaded["raw_rows"]
+        results.append(CheckResult(
+            check_name="volume - landing files hold rows", column_name=None,
+            outcome="passed" if n else "warned", measured_value=float(n),
+            threshold="warn when the interval's export files hold no line", severity="warning"))
+    return results
+
+
+def gate(ds: Dataset, interval: Interval, table: str, context: dict | None = None, rows: int | None = None,
+         loaded: dict | None = None) -> dict:
+    """Verify the contract on the batch ``table`` (plus :func:`platform_checks` on the run's ``loaded``
+    counts), record (scores; the assertions in the task's lineage), then fail on blocking checks (warnings are
+    logged)."""
     from c360 import lineage
 
-    results = verify(ds.contract_path, table, interval.end)
+    results = verify(ds.contract_path, table, interval.end) + platform_checks(ds, loaded or {})
     s = record(ds.name, interval, results)
     lineage.record(context, [lineage.checked_table(table, results, rows)])
     failed = [r for r in results if r.outcome == "failed"]

@@ -8,6 +8,7 @@ naming the dataset and the field.
 from __future__ import annotations
 
 import functools
+from datetime import date
 from pathlib import Path
 from typing import Literal
 
@@ -113,6 +114,8 @@ class Dataset(_Strict):
     transform: Transform
     contract: str
     outputs: tuple[Output, ...] = Field(min_length=1)
+    # the first interval with data (history loads start here); None: the platform default, C360_START_DATE
+    start_date: date | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Dataset:
@@ -137,6 +140,10 @@ class Dataset(_Strict):
                 if not path.is_file():
                     raise ValueError(f"{field}: file {path} does not exist")
         return self
+
+    @property
+    def first_date(self) -> date:
+        return self.start_date or settings.default_start_date()
 
     @property
     def column_names(self) -> list[str]:
@@ -174,6 +181,11 @@ class Derived(_Strict):
     inputs: tuple[str, ...] = Field(min_length=1)
     transform: Transform
     outputs: tuple[DerivedOutput, ...] = Field(min_length=1)
+    start_date: date | None = None  # as for datasets: the first as-of date; None: C360_START_DATE
+
+    @property
+    def first_date(self) -> date:
+        return self.start_date or settings.default_start_date()
 
     @model_validator(mode="after")
     def _files(self) -> Derived:

@@ -78,6 +78,24 @@ def copy_streams() -> int:
     return int(raw)
 
 
+# Airflow's own start_date of every DAG: early enough that a run of any interval creates its tasks (a run
+# before a DAG's start_date runs no task and reports success). Each dataset's real first interval is its
+# registry start_date, checked by the run's first task.
+DAG_START_FLOOR = "1900-01-01"
+
+
+def default_start_date():
+    """The platform-wide first interval (``C360_START_DATE``, ISO date, default 2026-01-01) of a dataset whose
+    registry entry sets no ``start_date``."""
+    from datetime import date
+
+    raw = os.environ.get("C360_START_DATE", "2026-01-01")
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise SettingError(f"C360_START_DATE must be an ISO date (YYYY-MM-DD), got {raw!r}") from None
+
+
 def require_env(name: str) -> str:
     value = os.environ.get(name)
     if not value:

@@ -67,7 +67,7 @@ def partition_uris(ds: Dataset, interval: Interval) -> dict[str, str]:
 # ---- extract -------------------------------------------------------------------------------------------
 
 
-COPY_BLOCK_BYTES = 8 * 2**20
+RAW_FILE = "part-00000.parquet"
 
 
 def published_exists(ds: Dataset) -> bool:
@@ -76,28 +76,39 @@ def published_exists(ds: Dataset) -> bool:
 
 
 def extract(ds: Dataset, interval: Interval, mode: str) -> dict[str, Any]:
-    """Copy the interval's source rows into the raw partition (CSV, as extracted). Returns URIs and count."""
+    """Copy the interval's source rows into the raw partition; return URIs and the row count.
+
+    Raw is Parquet with every column as the source's text rendering (a string; NULL stays NULL, the empty
+    string stays empty): PostgreSQL's CSV is parsed exactly (``c360.pgcsv``), so a value with line breaks,
+    quotes or backslashes reaches the stage job as it is in the source. Typing is the stage job's work.
+    """
+    import pyarrow as pa
+
+    from c360 import pgcsv
+
     uris = partition_uris(ds, interval)
     kind = "full" if mode == FULL else "interval"
     idents = {"table": ident(ds.source.table), "watermark": ident(ds.source.watermark)}
     query = sql_file(f"extract/{kind}.sql", columns=_columns(ds.column_names), **idents)
     count_query = sql_file(f"extract/{kind}_count.sql", **idents)
-    target = lake.replace_partition(uris["raw"]) / "part-00000.csv"
+    target = lake.replace_partition(uris["raw"]) / RAW_FILE
+    schema = pa.schema([(c, pa.string()) for c in ds.column_names])
     with pg.connect(ds.source.conn_id) as conn:
         # One snapshot for the count and the copy, so the two agree.
         conn.execute("set transaction isolation level repeatable read")
+        pgcsv.session_settings(conn)
         rows = conn.execute(count_query, interval.params).fetchone()[0]
-        with conn.cursor() as cur, cur.copy(query, interval.params) as copy, target.open("wb") as out:
-            # COPY yields about a row per chunk; object storage writes cost per call, so write in blocks
-            block = bytearray()
-            for chunk in copy:
-                block += chunk
-                if len(block) >= COPY_BLOCK_BYTES:
-                    out.write(bytes(block))
-                    block.clear()
-            out.write(bytes(block))
+        future = conn.execute(sql_file("extract/future_count.sql", **idents), interval.params).fetchone()[0]
+        with target.open("wb") as out:
+            written = pgcsv.copy_to_parquet(conn, query, interval.params, schema, out)
+    if written != rows:
+        raise RuntimeError(f"{ds.name}: the source has {rows} rows for {lake.interval_key(interval.start)} but "
+                           f"{written} were parsed from its CSV stream into {target}: rows were lost")
+    if future:
+        log.warning("%s: %s source rows have %s after the extract time: they belong to no interval yet and are "
+                    "neither extracted nor published until one covers them", ds.name, future, ds.source.watermark)
     log.info("extracted %s rows of %s (%s) into %s", rows, ds.name, mode, target)
-    return {**uris, "raw_rows": rows, "mode": mode}
+    return {**uris, "raw_rows": rows, "mode": mode, "future_rows": future}
 
 
 def landing_hours(ds: Dataset, interval: Interval) -> list[str]:
@@ -211,11 +222,16 @@ def copy_parquet(uri: str, table_name: str, prepare: Callable[[pa.Table], pa.Tab
 
 def _cast_for_pg(table: pa.Table, ds: Dataset) -> pa.Table:
     """Column order and types of the registry (Spark may write ints as int32/64, timestamps as us)."""
+    return table.select(ds.column_names).cast(arrow_schema(ds.columns))
+
+
+def arrow_schema(columns) -> pa.Schema:
+    """The Arrow schema of registry columns (one type map for every reader and writer)."""
     import pyarrow as pa
 
-    arrow = {"string": pa.string(), "int": pa.int32(), "bigint": pa.int64(), "double": pa.float64(),
+    types = {"string": pa.string(), "int": pa.int32(), "bigint": pa.int64(), "double": pa.float64(),
              "timestamp": pa.timestamp("us"), "date": pa.date32(), "boolean": pa.bool_()}
-    return table.select(ds.column_names).cast(pa.schema([(c.name, arrow[c.type]) for c in ds.columns]))
+    return pa.schema([(c.name, types[c.type]) for c in columns])
 
 
 def copy_arrow(conn: psycopg.Connection, table_name: str, table: pa.Table, chunk_rows: int = 250_000) -> None:
@@ -326,7 +342,7 @@ def load_staging(ds: Dataset, interval: Interval, extracted: dict[str, Any], dag
         conn.execute(sql.SQL("analyze {}").format(ident(batch)))
     log.info("%s: staged %s rows into %s (%s quarantined)", ds.name, staged, batch, quarantined)
     return {"staged_rows": staged, "quarantined_rows": quarantined, "mode": extracted["mode"],
-            "batch_table": batch}
+            "batch_table": batch, "raw_rows": extracted["raw_rows"], "future_rows": extracted.get("future_rows")}
 
 
 # ---- publish -------------------------------------------------------------------------------------------
@@ -335,7 +351,8 @@ def load_staging(ds: Dataset, interval: Interval, extracted: dict[str, Any], dag
 def publish(ds: Dataset, interval: Interval, loaded: dict[str, Any]) -> dict[str, Any]:
     """Swap the audited batch into the published table, in one transaction.
 
-    Full: the batch replaces the table (rows deleted at the source disappear). Incremental: the batch is
+    Full: the batch replaces the table (rows deleted at the source disappear), keeping the published rows
+    newer than the refresh's interval end (``full_keep_newer.sql``). Incremental: the batch is
     upserted by business key, a row replacing a published one only if its version is the same or newer, so
     the cost follows the batch and replaying an old interval never overwrites a later change.
     """
@@ -346,7 +363,8 @@ def publish(ds: Dataset, interval: Interval, loaded: dict[str, Any]) -> dict[str
         sql.SQL("b.{k} = p.{k}").format(k=sql.Identifier(k)) for k in ds.business_key
     )
     idents = {"published": ident(published), "batch": ident(batch), "key_match_pb": key_match,
-              "version": sql.Identifier(ds.version_column)}
+              "version": sql.Identifier(ds.version_column), "watermark": sql.Identifier(ds.source.watermark),
+              "first_key": sql.Identifier(ds.business_key[0])}
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:  # one transaction: commit at exit
         # publishes of one table queue behind each other (e.g. a backfill next to the scheduled run)
         conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (published,))
@@ -356,10 +374,14 @@ def publish(ds: Dataset, interval: Interval, loaded: dict[str, Any]) -> dict[str
         if loaded["mode"] == FULL:
             from c360 import swap
 
+            # published rows newer than the refresh stay (a refresh of an older interval undoes nothing)
+            kept = conn.execute(sql_file("warehouse/full_keep_newer.sql", **idents), interval.params).rowcount
+            if kept:
+                log.info("%s: kept %s published rows newer than the refresh as of %s", ds.name, kept, interval.end)
             # the batch becomes the table (rows deleted at the source disappear); readers see the old rows
             # until commit
             swap.swap_in(conn, published, batch)
-            replaced, written = None, loaded["staged_rows"]
+            replaced, written = None, loaded["staged_rows"] + kept
         else:
             replaced = conn.execute(sql_file("warehouse/publish_delete.sql", **idents)).rowcount
             written = conn.execute(sql_file("warehouse/publish_insert.sql", **idents)).rowcount

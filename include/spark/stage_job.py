@@ -1,4 +1,4 @@
-"""Spark job: raw (CSV as extracted) → stage (typed, deduplicated Parquet) + quarantine (rejected rows).
+"""Spark job: raw (the source's text, as extracted) → stage (typed, deduplicated Parquet) + quarantine.
 
 One job serves every tabular dataset; what differs (columns, types, business key, version column) comes in
 ``--spec`` from the dataset registry. Every raw row ends up in exactly one of stage or quarantine, so
@@ -9,7 +9,10 @@ One job serves every tabular dataset; what differs (columns, types, business key
 * several rows with one business key → the latest by the version column is staged, the others are
   quarantined as superseded (ties broken by the row's full content, so reruns pick the same row).
 
-Blank strings are read as NULL.
+Raw is Parquet whose columns are the source values as text (``c360.pgcsv`` reads PostgreSQL's CSV
+exactly), so a text value is staged exactly as the source holds it: line breaks, quotes, backslashes, leading
+and trailing spaces and the empty string included. A value of a non-text column that is blank (empty or
+only spaces) is missing (NULL); a required column that is NULL or blank is missing.
 """
 
 from __future__ import annotations
@@ -37,14 +40,14 @@ SOURCE_FILE = "_source_file"
 
 
 def read_raw(spark: SparkSession, uri: str, columns: list[dict]) -> DataFrame:
-    """Read the extracted CSV with every column as a string, plus the file each row came from."""
-    schema = ", ".join(f"`{c['name']}` string" for c in columns)
-    df = spark.read.csv(uri, header=True, schema=schema, mode="PERMISSIVE", enforceSchema=False)
-    return df.withColumn(SOURCE_FILE, F.col("_metadata.file_name"))
+    """Read the extracted rows (Parquet, every column as the source's text) plus the file each came from."""
+    df = spark.read.parquet(uri)
+    return df.select(*[F.col(f"`{c['name']}`").cast("string") for c in columns],
+                     F.col("_metadata.file_name").alias(SOURCE_FILE))
 
 
-def _blank_to_null(c: Column) -> Column:
-    return F.when(F.trim(c) == "", None).otherwise(c)
+def _blank(c: Column) -> Column:
+    return F.trim(c) == ""
 
 
 def cast_and_validate(df: DataFrame, columns: list[dict]) -> DataFrame:
@@ -52,9 +55,11 @@ def cast_and_validate(df: DataFrame, columns: list[dict]) -> DataFrame:
 
     Built as flat selects (not a withColumn loop): one projection per stage keeps the plan small.
     """
-    raw = df.select(
-        *[_blank_to_null(F.col(f"`{c['name']}`")).alias(f"_raw_{c['name']}") for c in columns], SOURCE_FILE
-    )
+    raw = df.select(*[
+        # text is kept exactly; a blank value of a typed column is a missing one
+        (F.col(f"`{c['name']}`") if SPARK_TYPES[c["type"]] == "string"
+         else F.when(_blank(F.col(f"`{c['name']}`")), None).otherwise(F.col(f"`{c['name']}`")))
+        .alias(f"_raw_{c['name']}") for c in columns], SOURCE_FILE)
     typed = []
     for c in columns:
         name, spark_type = c["name"], SPARK_TYPES[c["type"]]
@@ -71,7 +76,7 @@ def cast_and_validate(df: DataFrame, columns: list[dict]) -> DataFrame:
                 F.format_string(f"{name}: '%s' is not a valid {c['type']}", r),
             ))
         if not c.get("nullable", True):
-            reasons.append(F.when(r.isNull(), F.lit(f"{name}: required value is missing")))
+            reasons.append(F.when(r.isNull() | _blank(r), F.lit(f"{name}: required value is missing")))
     reason = F.concat_ws("; ", *reasons) if reasons else F.lit("")
     return out.select("*", F.when(reason == "", None).otherwise(reason).alias(REASON))
 

@@ -81,18 +81,22 @@ def _wait_json(url: str, ok, log: Path, timeout: float = 90):
     raise AssertionError(f"{url} not ready after {timeout} s; log:\n{log.read_text()[-3000:]}")
 
 
-def _raw_customers(path: Path) -> None:
+def _raw_customers(path: Path, n: int = 300) -> None:
+    """A raw partition as the extract writes it: Parquet, every column the source's text (NULL where absent)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     ds = load_registry()["customer"]
-    header = ",".join(ds.column_names)
     rows = []
-    for i in range(300):
-        values = {c: "" for c in ds.column_names}
+    for i in range(n):
+        values: dict = {c: None for c in ds.column_names}
         values.update(customer_id=f"C{i % 250:05d}", first_name=f"Ann{i}", gender="F", age=str(20 + i % 60),
                       no_of_children="x" if i == 7 else "1",  # one type violation
                       updated_at=f"2026-11-20 {i % 24:02d}:00:00", registration_date="2024-01-01 00:00:00")
-        rows.append(",".join(values[c] for c in ds.column_names))
-    path.mkdir(parents=True)
-    (path / "part-00000.csv").write_text(header + "\n" + "\n".join(rows) + "\n")
+        rows.append(values)
+    path.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows, pa.schema([(c, pa.string()) for c in ds.column_names])),
+                   path / "part-00000.parquet")
 
 
 def _submit(conn_id: str, raw: Path, out: Path, conf: dict) -> None:
@@ -164,9 +168,7 @@ def test_a_rerun_over_spark_connect_reads_the_new_files_not_a_cache_of_the_last_
     raw = tmp_path / "raw"
     _raw_customers(raw)
     _submit(settings.SPARK_CONN_ID, raw, tmp_path / "first", {})
-    csv = raw / "part-00000.csv"
-    lines = csv.read_text().splitlines()
-    csv.write_text("\n".join(lines[:101]) + "\n")  # the rerun's extract: header + first 100 rows
+    _raw_customers(raw, n=100)  # the rerun's extract, at the same path: the first 100 rows
     _submit(settings.SPARK_CONN_ID, raw, tmp_path / "second", {})
     assert len(_rows(tmp_path / "first" / "stage")) == 250
     assert len(_rows(tmp_path / "second" / "stage")) == 99  # 100 rows, row 7 mistyped
