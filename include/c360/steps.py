@@ -375,13 +375,14 @@ def publish(ds: Dataset, interval: Interval, loaded: dict[str, Any]) -> dict[str
             from c360 import swap
 
             # published rows newer than the refresh stay (a refresh of an older interval undoes nothing)
-            kept = conn.execute(sql_file("warehouse/full_keep_newer.sql", **idents), interval.params).rowcount
+            kept, net = conn.execute(sql_file("warehouse/full_keep_newer.sql", **idents),
+                                     interval.params).fetchone()
             if kept:
                 log.info("%s: kept %s published rows newer than the refresh as of %s", ds.name, kept, interval.end)
             # the batch becomes the table (rows deleted at the source disappear); readers see the old rows
             # until commit
             swap.swap_in(conn, published, batch)
-            replaced, written = None, loaded["staged_rows"] + kept
+            replaced, written = None, loaded["staged_rows"] + net
         else:
             replaced = conn.execute(sql_file("warehouse/publish_delete.sql", **idents)).rowcount
             written = conn.execute(sql_file("warehouse/publish_insert.sql", **idents)).rowcount

@@ -7,6 +7,8 @@ with newer as (
     where (b.{first_key} is null and (p.{watermark} >= %(end)s or p.{version} >= %(end)s))
        or p.{version} > b.{version}
 ), replaced as (
-    delete from {batch} b using newer p where {key_match_pb}
+    delete from {batch} b using newer p where {key_match_pb} returning 1
+), added as (
+    insert into {batch} select * from newer returning 1
 )
-insert into {batch} select * from newer
+select (select count(*) from added) as kept, (select count(*) from added) - (select count(*) from replaced) as net
