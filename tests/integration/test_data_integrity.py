@@ -169,3 +169,33 @@ def test_an_empty_ga_hour_publishes_nothing_and_warns_on_volume(sources, dagbag)
     dr, states = _run(dagbag, "web_analytics_hourly", hour + timedelta(hours=1))
     assert str(dr.state) == "success", states
     assert _check(dr, "web_analytics", "volume - landing files hold rows") == [("warned", 0.0)]
+
+
+NO_TASK_DAGS = """
+from datetime import UTC, datetime
+
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import DAG
+
+with DAG("c360_test_no_task", start_date=datetime(2030, 1, 1, tzinfo=UTC), schedule=None) as late:
+    EmptyOperator(task_id="nothing")
+with DAG("c360_test_one_task", start_date=datetime(2026, 1, 1, tzinfo=UTC), schedule=None) as due:
+    EmptyOperator(task_id="something")
+"""
+
+
+def test_the_demo_runner_tells_a_run_that_executed_no_task(platform, tmp_path):
+    """Airflow reports success for a run of an interval before the DAG's start_date, having run nothing."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+
+    from c360 import cli
+
+    (tmp_path / "no_task_dags.py").write_text(NO_TASK_DAGS)
+    bag = DagBag(dag_folder=str(tmp_path))
+    DagBundlesManager().sync_bundles_to_db()
+    sync_bag_to_db(bag, "dags-folder", None)  # dag.test needs the DAG serialized, as the processor would
+    dr = bag.dags["c360_test_no_task"].test(logical_date=datetime(2026, 11, 20, tzinfo=UTC))
+    assert str(dr.state) == "success"  # what Airflow says
+    assert not cli.executed_any_task(dr)  # what the demo runner reports instead ("no task ran", exit 1)
+    assert cli.executed_any_task(bag.dags["c360_test_one_task"].test(logical_date=datetime(2026, 11, 20, tzinfo=UTC)))
