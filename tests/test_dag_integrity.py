@@ -88,3 +88,25 @@ def test_task_ids_are_verb_phrases(dagbag):
     for dag_id, dag in dagbag.dags.items():
         for task in dag.tasks:
             assert task.task_id.split("_")[0] in verbs, f"{dag_id}.{task.task_id}"
+
+
+def test_a_disabled_dataset_gets_no_dag(monkeypatch):
+    """The registry text with web_analytics disabled: its DAG file defines no DAG and parses cleanly, and the
+    Customer 360 DAG is still built (web analytics is one of its optional inputs)."""
+    import yaml
+    from airflow.dag_processing.dagbag import DagBag
+
+    from c360 import dag_factory, registry
+
+    data = yaml.safe_load(registry.REGISTRY_FILE.read_text())
+    data["datasets"]["web_analytics"]["status"] = "disabled"
+    disabled = registry.parse_registry(yaml.safe_dump(data), source="web-disabled.yaml")
+    assert dag_factory.build_dag(disabled["web_analytics"]) is None
+    assert dag_factory.build_derived_dag(disabled.derived["customer_360"]).dag_id == "customer_360_daily"
+
+    monkeypatch.setattr(registry, "load_registry", lambda *_: disabled)  # what the DAG files read
+    bag = DagBag(dag_folder=str(settings.DAGS_DIR))
+    assert bag.import_errors == {}
+    expected = {ds.dag_id for ds in disabled.active()} | {"brand_monthly_full_refresh", "customer_360_daily"}
+    assert set(bag.dags) == expected
+    assert "web_analytics_hourly" not in expected and len(expected) == 8

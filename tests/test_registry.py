@@ -92,3 +92,42 @@ def test_models_are_frozen():
     ds = load_registry()["customer"]
     with pytest.raises(Exception, match="frozen"):
         ds.owner = "someone"
+
+
+def test_web_analytics_is_an_optional_input_of_customer_360():
+    d = load_registry().derived["customer_360"]
+    assert d.optional_inputs == ("web_analytics",)
+    assert load_registry().unavailable_inputs(d) == []  # active: waited for once it has published
+
+
+def test_a_disabled_optional_input_is_one_a_run_goes_without():
+    data = _base()
+    data["datasets"]["web_analytics"]["status"] = "disabled"
+    reg = _parse(data)
+    assert reg["web_analytics"].status == "disabled" and reg["web_analytics"] not in reg.active()
+    assert reg.unavailable_inputs(reg.derived["customer_360"]) == ["web_analytics"]
+
+
+def test_a_derived_product_cannot_require_a_disabled_dataset():
+    data = _base()
+    data["datasets"]["web_analytics"]["status"] = "disabled"
+    data["derived"]["customer_360"]["optional_inputs"] = []
+    with pytest.raises(RegistryError, match=r"\n  derived\.customer_360\.inputs: web_analytics is disabled, and a run "
+                                            r"would wait for it forever: list it in derived\.customer_360\.optional_inputs"):
+        _parse(data)
+
+
+def test_optional_inputs_must_be_inputs():
+    data = _base()
+    data["derived"]["customer_360"]["optional_inputs"] = ["web_analytic"]
+    with pytest.raises(RegistryError, match=r"derived\.customer_360: Value error, optional_inputs \['web_analytic'\] "
+                                            r"are not among its inputs"):
+        _parse(data)
+
+
+def test_an_unknown_status_is_rejected():
+    data = _base()
+    data["datasets"]["web_analytics"]["status"] = "off"
+    with pytest.raises(RegistryError, match=r"datasets\.web_analytics\.status: Input should be 'active', 'planned' or "
+                                            r"'disabled'"):
+        _parse(data)

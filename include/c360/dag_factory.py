@@ -91,7 +91,10 @@ def check_start_date(entry: Dataset | Derived, section: str, context: dict[str, 
             f"set it earlier to load older history")
 
 
-def build_dag(ds: Dataset, *, doc_md: str | None = None, full_refresh: bool = False) -> DAG:
+def build_dag(ds: Dataset, *, doc_md: str | None = None, full_refresh: bool = False) -> DAG | None:
+    """The dataset's DAG, or None when the registry does not make it active (the DAG file then defines none)."""
+    if ds.status != "active":
+        return None
     schedule = ds.cadence.full_refresh_schedule if full_refresh else ds.cadence.schedule
     if schedule is None:
         raise ValueError(f"{ds.name}: no full_refresh_schedule in the registry")

@@ -20,26 +20,51 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# views (include/sql/outputs/) over an input's published table: (re)created only by a run that read the input
+INPUT_VIEWS = {"web_analytics": "web_views.sql"}
+
 
 def partition(d: Derived, as_of: datetime, part: str, name: str) -> str:
     return f"{lake.uri('analytics', d.name, as_of)}/{part}/{name}"
 
 
-def input_tables(d: Derived) -> list[str]:
+def absent_inputs(d: Derived) -> list[str]:
+    """Optional inputs this run goes without (reads as empty): not active in the registry, or never published
+    (no published table). Required inputs are never absent: the run waits for them."""
     registry = load_registry()
-    return [registry[name].output.table for name in d.inputs]
+    absent = registry.unavailable_inputs(d)
+    maybe = [name for name in d.optional_inputs if name not in absent]
+    if maybe:
+        with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
+            # an input that never published has no published table
+            absent += [name for name in maybe if not conn.execute(
+                "select to_regclass(%s) is not null", (registry[name].output.table,)).fetchone()[0]]
+    return absent
+
+
+def input_tables(d: Derived) -> list[str]:
+    """The published tables a run reads (absent optional inputs left out)."""
+    registry = load_registry()
+    absent = absent_inputs(d)
+    return [registry[name].output.table for name in d.inputs if name not in absent]
 
 
 def missing_inputs(d: Derived, as_of: datetime) -> list[str]:
-    """Inputs whose latest scheduled interval ending at or before ``as_of`` has not been published yet."""
+    """Inputs whose latest scheduled interval ending at or before ``as_of`` has not been published yet
+    (absent optional inputs are not waited for)."""
     from croniter import croniter
 
     registry = load_registry()
     naive = as_of.replace(tzinfo=None)
     missing = []
+    absent = absent_inputs(d)
+    if absent:
+        log.info("not waiting for optional inputs that are disabled or never published: %s", ", ".join(absent))
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
         conn.execute(steps.sql_file("warehouse/bootstrap.sql"))
         for name in d.inputs:
+            if name in absent:
+                continue
             ds = registry[name]
             it = croniter(ds.cadence.schedule, naive)
             due = it.get_prev(datetime) if not croniter.match(ds.cadence.schedule, naive) else naive
@@ -52,17 +77,23 @@ def missing_inputs(d: Derived, as_of: datetime) -> list[str]:
 
 
 def export_inputs(d: Derived, as_of: datetime) -> dict[str, str]:
-    """Snapshot every input's published table (rows as of now; the job filters by as-of) to Parquet."""
+    """Snapshot every input's published table (rows as of now; the job filters by as-of) to Parquet; an absent
+    optional input is exported empty, with its registry columns."""
+    import pyarrow as pa
     from psycopg import sql
 
     from c360 import pgcsv
 
     registry = load_registry()
+    absent = absent_inputs(d)
     uris: dict[str, str] = {}
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
         pgcsv.session_settings(conn)
         for name in d.inputs:
             ds = registry[name]
+            if name in absent:
+                uris[name] = _export_empty(d, as_of, name, steps.arrow_schema(ds.columns))
+                continue
             stmt = sql.SQL("copy (select {} from {}) to stdout with (format csv, header true)").format(
                 sql.SQL(", ").join(sql.Identifier(c) for c in ds.column_names), steps.ident(ds.output.table))
             schema = steps.arrow_schema(ds.columns)
@@ -72,8 +103,27 @@ def export_inputs(d: Derived, as_of: datetime) -> dict[str, str]:
             uris[name] = lake.spark_uri(str(target))
             log.info("exported %s rows of %s", rows, ds.output.table)
     web = registry["web_analytics"]
-    uris["visitor_map"] = lake.spark_uri(f"{settings.landing_uri()}/{web.source.path}/{web.source.lookup}")
+    if "web_analytics" in absent:  # the visitor map is part of the web analytics source
+        uris["visitor_map"] = _export_empty(d, as_of, "visitor_map", pa.schema(
+            [("fullVisitorId", pa.string()), ("customer_id", pa.string())]), csv=True)
+    else:
+        uris["visitor_map"] = lake.spark_uri(f"{settings.landing_uri()}/{web.source.path}/{web.source.lookup}")
     return uris
+
+
+def _export_empty(d: Derived, as_of: datetime, name: str, schema, csv: bool = False) -> str:
+    """An input with no rows in the run's inputs partition (Parquet, or a CSV header only)."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    target = lake.replace_partition(partition(d, as_of, "inputs", name))
+    with (target / ("part-00000.csv" if csv else "part-00000.parquet")).open("wb") as f:
+        if csv:
+            pacsv.write_csv(schema.empty_table(), f)
+        else:
+            pq.write_table(schema.empty_table(), f)
+    log.info("%s is an absent optional input of %s: exported empty", name, d.name)
+    return lake.spark_uri(str(target))
 
 
 def ensure_tables(conn: psycopg.Connection) -> None:
@@ -144,6 +194,7 @@ def publish_outputs(d: Derived, interval: steps.Interval, as_of: datetime, loade
 
     ident = steps.ident
     result = {}
+    absent = absent_inputs(d)
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:  # one transaction for every output
         conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (d.name,))
         ensure_tables(conn)
@@ -173,5 +224,8 @@ def publish_outputs(d: Derived, interval: steps.Interval, as_of: datetime, loade
                 "dataset": f"{d.name}.current", "table": "-", "start": interval.start, "end": interval.end,
                 "run_id": interval.run_id, "mode": "current", "batch_rows": 0, "rows": 0})
         conn.execute((settings.SQL_DIR / "outputs" / "views.sql").read_text())
+        for name, views in INPUT_VIEWS.items():
+            if name in d.inputs and name not in absent:
+                conn.execute((settings.SQL_DIR / "outputs" / views).read_text())
     log.info("published %s as of %s: %s", d.name, as_of, result)
     return result

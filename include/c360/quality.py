@@ -82,11 +82,19 @@ def _threshold_text(check) -> str | None:
     return "; ".join(parts) or None
 
 
-def contract_for(contract_path: Path, table: str) -> str:
-    """The contract text aimed at ``schema.table`` (the run's batch table) instead of its declared dataset."""
+def contract_for(contract_path: Path, table: str | None = None) -> str:
+    """The contract text Soda verifies: its accepted value lists filled in (:mod:`c360.accepted_values`), and
+    aimed at ``schema.table`` (the run's batch table) instead of its declared dataset when given."""
     import yaml
 
-    contract = yaml.safe_load(contract_path.read_text())
+    from c360 import accepted_values
+
+    try:
+        contract = accepted_values.fill(yaml.safe_load(contract_path.read_text()), contract_path)
+    except accepted_values.AcceptedValuesError as exc:
+        raise QualityGateFailed(str(exc)) from None
+    if table is None:
+        return yaml.safe_dump(contract, sort_keys=False)
     declared = contract.get("dataset", "")
     prefix = f"{settings.WAREHOUSE_CONN_ID}/"
     if not declared.startswith(prefix):
@@ -100,7 +108,8 @@ def verify(contract_path: Path, table: str | None = None, now: datetime | None =
     """Run the contract against the warehouse (on ``table`` if given) and return one result per check.
 
     ``now`` (the run's interval end) is what freshness checks measure against, so a backfilled interval is
-    judged as of its own time. Queries in a contract name the checked table as ``${var.BATCH}``.
+    judged as of its own time. Queries in a contract name the checked table as ``${var.BATCH}``; accepted
+    value lists are ``${var.ACCEPTED_<name>}``, filled in by :func:`contract_for`.
     """
     os.environ.setdefault("SODA_CORE_TELEMETRY_ENABLED", "false")
     import yaml
@@ -110,10 +119,8 @@ def verify(contract_path: Path, table: str | None = None, now: datetime | None =
         ds_file = Path(tmp) / "data_source.yml"
         ds_file.write_text(_data_source_yaml(settings.WAREHOUSE_CONN_ID))
         ds_file.chmod(0o600)  # holds the warehouse password when one is set
-        target = contract_path
-        if table is not None:
-            target = Path(tmp) / contract_path.name
-            target.write_text(contract_for(contract_path, table))
+        target = Path(tmp) / contract_path.name
+        target.write_text(contract_for(contract_path, table))
         batch = table or yaml.safe_load(contract_path.read_text())["dataset"].split("/", 2)[2].replace("/", ".")
         session = verify_contract_locally(
             data_source_file_path=str(ds_file), contract_file_path=str(target), variables={"BATCH": batch},

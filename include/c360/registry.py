@@ -105,7 +105,7 @@ class Dataset(_Strict):
     name: str
     description: str
     owner: str
-    status: Literal["active", "planned"]
+    status: Literal["active", "planned", "disabled"]
     cadence: Cadence
     source: Source
     business_key: tuple[str, ...] = Field(min_length=1)
@@ -179,6 +179,8 @@ class Derived(_Strict):
     owner: str
     cadence: Cadence
     inputs: tuple[str, ...] = Field(min_length=1)
+    # inputs a run can go without: when not active in the registry or not published yet, read as empty
+    optional_inputs: tuple[str, ...] = ()
     transform: Transform
     outputs: tuple[DerivedOutput, ...] = Field(min_length=1)
     start_date: date | None = None  # as for datasets: the first as-of date; None: C360_START_DATE
@@ -194,6 +196,13 @@ class Derived(_Strict):
         ]:
             if not path.is_file():
                 raise ValueError(f"{field}: file {path} does not exist")
+        return self
+
+    @model_validator(mode="after")
+    def _optional_inputs(self) -> Derived:
+        stray = [i for i in self.optional_inputs if i not in self.inputs]
+        if stray:
+            raise ValueError(f"optional_inputs {stray} are not among its inputs")
         return self
 
     @property
@@ -223,8 +232,17 @@ class Registry(_Strict):
         for d in self.derived.values():
             unknown = [i for i in d.inputs if i not in self.datasets]
             if unknown:
-                raise ValueError(f"derived {d.name}: inputs {unknown} are not datasets of this registry")
+                raise ValueError(f"derived.{d.name}.inputs: {unknown} are not datasets of this registry")
+            for i in d.inputs:
+                if i not in d.optional_inputs and self.datasets[i].status != "active":
+                    raise ValueError(
+                        f"derived.{d.name}.inputs: {i} is {self.datasets[i].status}, and a run would wait for "
+                        f"it forever: list it in derived.{d.name}.optional_inputs or make it active")
         return self
+
+    def unavailable_inputs(self, d: Derived) -> list[str]:
+        """Optional inputs of ``d`` a run goes without whatever is published: not active in this registry."""
+        return [i for i in d.optional_inputs if self.datasets[i].status != "active"]
 
     def active(self) -> list[Dataset]:
         return [d for d in self.datasets.values() if d.status == "active"]
@@ -264,7 +282,8 @@ def parse_registry(text: str, source: str = "<string>") -> Registry:
         lines = [f"invalid dataset registry {source}:"]
         for err in exc.errors():
             where = ".".join(str(p) for p in err["loc"])
-            lines.append(f"  {where}: {err['msg']}")
+            # a check across sections has no location of its own: its message starts with the path
+            lines.append(f"  {where}: {err['msg']}" if where else f"  {err['msg'].removeprefix('Value error, ')}")
         raise RegistryError("\n".join(lines)) from None
     except yaml.YAMLError as exc:
         raise RegistryError(f"invalid dataset registry {source}: {exc}") from None

@@ -25,6 +25,9 @@ Definitions (the tests recompute them independently in DuckDB):
   the most recently updated record (ties: smallest customer_id); identities are the union; a consent holds
   only if every record gives it; the RFM scores are those of the member with the highest R+F+M (ties:
   smallest customer_id).
+* An absent optional input (web analytics disabled or never published) arrives as an input with no rows:
+  without web analytics there are no sessions, so no preferred channel, no device ids, no abandoned carts,
+  and the engagement score is its RFM part alone.
 """
 
 from __future__ import annotations

@@ -92,3 +92,37 @@ def test_an_empty_batch_warns_on_freshness_and_blocks_nothing(generated):
     outcomes = {r.check_name: r.outcome for r in results}
     assert outcomes["freshness - newest row before the interval end"] == "warned"
     assert "failed" not in outcomes.values(), outcomes
+
+
+def test_an_accepted_value_list_decides_what_blocks(generated, monkeypatch, tmp_path):
+    """A catalogue with 10 % "Music" products blocks on the default category list, and passes every check once
+    the deployment's list (C360_ACCEPTED_VALUES) accepts Music."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from c360 import accepted_values
+
+    monkeypatch.delenv(accepted_values.ENV_VAR, raising=False)
+    _, clean = generated
+    product = clean.tables["product"]
+    music = pa.array([i % 10 == 0 for i in range(product.num_rows)])
+    i = product.schema.get_field_index("product_category")
+    product = product.set_column(i, "product_category", pc.if_else(music, "Music", product.column(i)))
+    ds = load_registry()["product"]
+    batch = _stage("product", product)
+    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
+        (share,) = conn.execute(f"select avg((product_category = 'Music')::int) from {batch}").fetchone()
+    assert 0.09 < share < 0.11
+
+    results = {r.check_name: r for r in quality.verify(ds.contract_path, batch, SCALE.end_ts)}
+    failed = {name for name, r in results.items() if r.outcome == "failed"}
+    assert failed == {"consistency - category"}
+    assert results["consistency - category"].severity == "blocking"
+    assert 9 < results["consistency - category"].measured_value < 11  # percent of rows outside the list
+
+    override = tmp_path / "accepted_values.yml"
+    override.write_text(f"product_category: {[*accepted_values.load()['product_category'], 'Music']}\n")
+    monkeypatch.setenv(accepted_values.ENV_VAR, str(override))
+    outcomes = {r.check_name: r.outcome for r in quality.verify(ds.contract_path, batch, SCALE.end_ts)}
+    assert "failed" not in outcomes.values(), outcomes
+    assert outcomes["consistency - category"] == "passed"
