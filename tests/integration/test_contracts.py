@@ -23,9 +23,7 @@ DEFECT_CHECKS = {
 
 
 def _stage(name: str, table) -> str:
-    """The generated rows as the stage step would hand them over: blanks as NULL, latest version per key."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    """The generated rows as the stage step would hand them over: text as it is, latest version per key."""
     from psycopg import sql
 
     from c360 import steps
@@ -36,13 +34,7 @@ def _stage(name: str, table) -> str:
         steps.ensure_published_table(conn, ds)
         conn.execute(sql.SQL("drop table if exists {}").format(steps.ident(target)))
         conn.execute(sql.SQL("create table {} (like {})").format(steps.ident(target), steps.ident(ds.output.table)))
-        table = table.select(ds.column_names)
-        for i, field in enumerate(table.schema):
-            if pa.types.is_string(field.type):
-                col = table.column(i)
-                table = table.set_column(i, field, pc.if_else(pc.equal(pc.utf8_trim_whitespace(col), ""),
-                                                              pa.scalar(None, pa.string()), col))
-        steps.copy_arrow(conn, target, table)
+        steps.copy_arrow(conn, target, table.select(ds.column_names))
         keys = sql.SQL(" and ").join(sql.SQL("a.{k} = b.{k}").format(k=sql.Identifier(k)) for k in ds.business_key)
         conn.execute(sql.SQL("delete from {t} a using {t} b where {keys} and a.{v} < b.{v}").format(
             t=steps.ident(target), keys=keys, v=sql.Identifier(ds.version_column)))
