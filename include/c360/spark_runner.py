@@ -32,7 +32,7 @@ from urllib.parse import urlparse
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 
-from c360 import procs, settings
+from c360 import lake, procs, settings
 
 if TYPE_CHECKING:
     from pyspark.sql.connect.session import SparkSession as ConnectSession
@@ -82,6 +82,9 @@ def server_conf(port: int) -> dict[str, str]:
         # a many-key groupBy (orders by customer) shrink what is shuffled; measured 20 s → 15 s at 20M rows
         "spark.sql.files.maxPartitionBytes": "1g",
         "spark.local.dir": str(server_dir() / "tmp"),
+        # the lake holds PII: what the server writes there is owner-only (0600 files, 0700 folders); the
+        # server also runs with umask 077 (ensure_local_server), for what it writes outside Hadoop
+        "spark.hadoop.fs.permissions.umask-mode": "077",
     }
 
 
@@ -123,11 +126,13 @@ def ensure_local_server(port: int) -> bool:
     the task; its working folder is ``server_dir()`` (a JVM crash report ``hs_err_pid<pid>.log`` lands there).
     A server recorded in the pid file that no longer answers (it died, or hangs) is stopped first,
     with everything it spawned, and its scratch folder is emptied, so a restart after a crash or a disk-full
-    write starts clean and frees what the old process held open.
+    write starts clean and frees what the old process held open. The server runs with umask 077: what it
+    writes to a local lake is owner-only.
     """
     if _listening(port):
         return False
-    server_dir().mkdir(parents=True, exist_ok=True)
+    server_dir().mkdir(mode=0o700, parents=True, exist_ok=True)
+    server_dir().chmod(0o700)  # its log and scratch files can hold row values
     pid_file().parent.mkdir(parents=True, exist_ok=True)
     with (server_dir() / "start.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -144,7 +149,7 @@ def ensure_local_server(port: int) -> bool:
         with log.open("ab") as out:
             env = {k: v for k, v in os.environ.items() if k not in CONNECT_ENV}
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True, cwd=server_dir(),
+                                    start_new_session=True, umask=lake.OWNER_ONLY_UMASK, cwd=server_dir(),
                                     env={**env, "SPARK_HOME": home, "SPARK_LOCAL_IP": "127.0.0.1"})
         pid_file().write_text(str(proc.pid))
         deadline = time.monotonic() + START_TIMEOUT_S
