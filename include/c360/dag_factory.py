@@ -38,6 +38,7 @@ SPARK_CONF = {
     "spark.ui.enabled": "false",
     "spark.sql.shuffle.partitions": "8",
     "spark.driver.memory": "2g",
+    "spark.hadoop.fs.permissions.umask-mode": "077",  # lake files owner-only (the lake holds PII)
 }
 
 
