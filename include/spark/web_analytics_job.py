@@ -60,10 +60,14 @@ EVENT_ACTIONS = {"2": "product_view", "3": "add_to_cart", "6": "order_placed"}
 FAVOURITE_EVENT = "add_to_wishlist"
 
 
+# what counts as blank: the ASCII whitespace Python's bytes.strip() removes, as the extract task counts lines
+BLANK = " \t\x0b\x0c"
+
+
 def read_lines(spark: SparkSession, uri: str) -> DataFrame:
     """Non-blank lines of the raw partition with the file each came from."""
     df = spark.read.text(uri).select("value", F.col("_metadata.file_name").alias(SOURCE_FILE))
-    return df.filter(F.trim("value") != "")
+    return df.filter(F.trim("value", F.lit(BLANK)) != "")
 
 
 def struct_fields(struct_type: str) -> list[tuple[str, str]]:
