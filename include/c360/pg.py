@@ -52,13 +52,18 @@ def psql_binary() -> Path:
     return Path(POSTGRES_BIN_PATH) / "psql"
 
 
+def conn_var(conn_id: str) -> str:
+    """The environment variable that holds an Airflow connection: ``AIRFLOW_CONN_<ID>``."""
+    return f"AIRFLOW_CONN_{conn_id.upper()}"
+
+
 def conn_params(conn_id: str) -> dict[str, Any]:
     """psycopg keyword arguments for an Airflow connection id, read from ``AIRFLOW_CONN_<ID>``.
 
     Reading the variable directly (JSON or URI form, as Airflow accepts) keeps this usable outside a task,
     e.g. from the CLI and tests; inside tasks it is the same variable Airflow would read.
     """
-    var = f"AIRFLOW_CONN_{conn_id.upper()}"
+    var = conn_var(conn_id)
     raw = os.environ.get(var)
     if not raw:
         raise settings.SettingError(f"connection {conn_id!r} is not configured: set {var} (see .env.example)")
@@ -86,10 +91,26 @@ def conn_params(conn_id: str) -> dict[str, Any]:
     return {k: v for k, v in params.items() if v is not None}
 
 
+class ConnectionFailed(RuntimeError):
+    """Connecting to an Airflow connection's server failed; the message names the connection and its variable
+    (never the password). A task retries it like any other error."""
+
+
 def connect(conn_id: str, **kwargs: Any) -> psycopg.Connection:
+    """A psycopg connection for ``conn_id``; if connecting fails, :class:`ConnectionFailed`."""
     import psycopg
 
-    return psycopg.connect(**conn_params(conn_id), **kwargs)
+    params = conn_params(conn_id)
+    try:
+        return psycopg.connect(**params, **kwargs)
+    except psycopg.Error as e:
+        reason = str(e)
+        for prefix in ("connection failed: ", "connection is bad: "):  # psycopg's own, before libpq's message
+            reason = reason.removeprefix(prefix)
+        if params.get("password"):
+            reason = reason.replace(params["password"], "***")
+        # from None: the chained psycopg error would print its message again, unfiltered
+        raise ConnectionFailed(f"connection {conn_id!r} ({conn_var(conn_id)}) failed: {reason}") from None
 
 
 def ensure_databases(socket_dir: Path) -> None:

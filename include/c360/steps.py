@@ -234,22 +234,59 @@ def arrow_schema(columns) -> pa.Schema:
     return pa.schema([(c.name, types[c.type]) for c in columns])
 
 
+class UnstorableText(ValueError):
+    """A text value PostgreSQL cannot store (NUL, or bytes that are not UTF-8) failed a COPY."""
+
+
+def _unstorable_text(table: pa.Table) -> str | None:
+    """The first text value of ``table`` PostgreSQL cannot store, described (column, row, what); else None.
+    Only called after a COPY failed on one: it reads every text value in Python."""
+    import pyarrow as pa
+
+    key = table.column_names[0]
+    for name in table.column_names:
+        if not pa.types.is_string(table.schema.field(name).type):
+            continue
+        for row, value in enumerate(table[name].cast(pa.binary()).to_pylist()):
+            if value is None:
+                continue
+            problem = "holds NUL (U+0000)" if b"\x00" in value else None
+            try:
+                value.decode()
+            except UnicodeDecodeError as e:
+                problem = f"is not valid UTF-8 (byte 0x{value[e.start]:02x} at offset {e.start})"
+            if problem:
+                where = f"row {row} of the batch" if name == key else f"{key}={table[key][row].as_py()!r}"
+                return f"column {name!r} ({where}) {problem}: {value[:60]!r}"
+    return None
+
+
 def copy_arrow(conn: psycopg.Connection, table_name: str, table: pa.Table, chunk_rows: int = 250_000) -> None:
-    """COPY an Arrow table into ``schema.table`` via CSV (PyArrow writes ~1M rows/s)."""
+    """COPY an Arrow table into ``schema.table`` via CSV (PyArrow writes ~1M rows/s).
+
+    PostgreSQL judges the text: a value it cannot store (NUL, bad UTF-8) fails the COPY, and the error
+    (:class:`UnstorableText`) then names the column and the row instead of only the byte."""
     import io
 
+    import psycopg
     import pyarrow.csv as pacsv
     from psycopg import sql
 
     stmt = sql.SQL("copy {} ({}) from stdin with (format csv)").format(
         ident(table_name), _columns(table.column_names)
     )
-    with conn.cursor() as cur, cur.copy(stmt) as copy:
-        for offset in range(0, table.num_rows, chunk_rows):
-            buf = io.BytesIO()
-            pacsv.write_csv(table.slice(offset, chunk_rows), buf,
-                            pacsv.WriteOptions(include_header=False, quoting_style="needed"))
-            copy.write(buf.getvalue())
+    try:
+        with conn.cursor() as cur, cur.copy(stmt) as copy:
+            for offset in range(0, table.num_rows, chunk_rows):
+                buf = io.BytesIO()
+                pacsv.write_csv(table.slice(offset, chunk_rows), buf,
+                                pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+                copy.write(buf.getvalue())
+    except psycopg.errors.CharacterNotInRepertoire as e:  # 22021: invalid byte sequence for encoding "UTF8"
+        found = _unstorable_text(table)
+        if found is None:
+            raise
+        raise UnstorableText(f"COPY into {table_name}: {found}, which PostgreSQL text cannot store") from e
 
 
 def ensure_published_table(conn: psycopg.Connection, ds: Dataset) -> None:
@@ -335,7 +372,10 @@ def load_staging(ds: Dataset, interval: Interval, extracted: dict[str, Any], dag
         # no indexes: COPY into a bare table is fastest; duplicate keys fail the gate, then the published key
         conn.execute(sql.SQL("create table {} (like {} including defaults including constraints)").format(
             ident(batch), ident(ds.output.table)))
-    copied = copy_parquet(extracted["stage"], batch, lambda t: _cast_for_pg(t, ds))
+    try:
+        copied = copy_parquet(extracted["stage"], batch, lambda t: _cast_for_pg(t, ds))
+    except UnstorableText as e:
+        raise UnstorableText(f"{ds.name} {lake.interval_key(interval.start)}: {e}") from e
     if copied != staged:
         raise RuntimeError(f"{ds.name}: the stage partition has {staged} rows but {copied} were copied into {batch}")
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:

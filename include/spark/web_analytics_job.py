@@ -2,10 +2,21 @@
 
 Each session line is either flattened or quarantined whole, with a reason; nothing is dropped:
 
+* a line whose bytes are not valid UTF-8 → quarantine ``line is not valid UTF-8 (byte 0xff at offset 17)``
+  (the first bad byte, 0-based offset in the line). Spark would otherwise decode it with U+FFFD in place of
+  the bad bytes and publish that. The quarantined ``value`` holds the line with U+FFFD in their place (a
+  Parquet string must be UTF-8); the raw partition keeps the original bytes. A U+FFFD that the source itself
+  holds (the bytes EF BF BD or the escape ``\\ufffd``) is valid text and is published as is;
+* a value the job reads (any field of ``SESSION``) that holds NUL (U+0000: the JSON escape ``\\u0000``, or a
+  raw 0x00 byte inside a string) → quarantine ``hits[3].product[0].v2ProductName: contains NUL (U+0000)``
+  (0-based positions in the line; the first such field, and how many more). PostgreSQL text cannot hold NUL:
+  without this the load of the whole hour fails. Fields the job does not read are not checked;
 * a line that is not JSON (e.g. cut short) → quarantine ``malformed JSON``;
 * JSON that does not fit the GA export shape (``hits`` not a list, …) → quarantine;
 * a required session field missing, or a value of the wrong type anywhere in the session (visit start,
   hit time, product price or quantity) → quarantine, the reason names the field and the value.
+
+The first of these that applies is the line's reason (the type checks are all listed, joined by ``; ``).
 
 A good line yields one activity per product of each lens hit: ``product_view`` (eCommerce action 2),
 ``add_to_favourite`` (event action ``add_to_wishlist``), ``add_to_cart`` (action 3) and ``order_placed``
@@ -42,25 +53,91 @@ HIT = (f"struct<hitNumber:string,time:string,type:string,eCommerceAction:struct<
 SESSION = (f"struct<fullVisitorId:string,visitId:string,visitStartTime:string,channelGrouping:string,"
            f"trafficSource:struct<source:string,medium:string>,hits:array<{HIT}>,{CORRUPT}:string>")
 
+NUL = "\x00"
+
 # lens entity by GA hit: eCommerce action type, or the event action for favourites
 EVENT_ACTIONS = {"2": "product_view", "3": "add_to_cart", "6": "order_placed"}
 FAVOURITE_EVENT = "add_to_wishlist"
 
 
+# what counts as blank: the ASCII whitespace Python's bytes.strip() removes, as the extract task counts lines
+BLANK = " \t\x0b\x0c"
+
+
 def read_lines(spark: SparkSession, uri: str) -> DataFrame:
     """Non-blank lines of the raw partition with the file each came from."""
     df = spark.read.text(uri).select("value", F.col("_metadata.file_name").alias(SOURCE_FILE))
-    return df.filter(F.trim("value") != "")
+    return df.filter(F.trim("value", F.lit(BLANK)) != "")
+
+
+def struct_fields(struct_type: str) -> list[tuple[str, str]]:
+    """``(name, type)`` of each field of a ``struct<…>`` type string such as ``SESSION``."""
+    if not (struct_type.startswith("struct<") and struct_type.endswith(">")):
+        raise ValueError(f"not a struct type: {struct_type!r}")
+    fields, depth, start, body = [], 0, 0, struct_type[len("struct<"):-1] + ","
+    for i, ch in enumerate(body):
+        depth += {"<": 1, ">": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            name, _, type_ = body[start:i].partition(":")
+            fields.append((name, type_))
+            start = i + 1
+    return fields
+
+
+def nul_fields(value: Column, type_: str, path: Column | None = None) -> Column:
+    """The paths (``hits[3].product[0].v2ProductName``, 0-based positions) of the strings under ``value`` (of
+    type ``type_``) that hold NUL, as an array with a NULL entry for each string that does not."""
+    if type_.startswith("struct<"):
+        return F.concat(*[
+            nul_fields(value[name], t, F.lit(name) if path is None else F.concat(path, F.lit(f".{name}")))
+            for name, t in struct_fields(type_) if name != CORRUPT
+        ])
+    if type_.startswith("array<"):
+        return F.flatten(F.transform(F.coalesce(value, F.array()), lambda v, i: nul_fields(
+            v, type_[len("array<"):-1], F.concat(path, F.lit("["), i.cast("string"), F.lit("]")))))
+    return F.array(F.when(F.instr(value, NUL) > 0, path))
+
+
+def nul_reason(session: Column) -> Column:
+    """``<first field>: contains NUL (U+0000)`` (and how many more fields do), or NULL."""
+    paths = F.filter(nul_fields(session, SESSION), lambda p: p.isNotNull())
+    more = F.size(paths) - 1
+    return F.concat(
+        F.try_element_at(paths, F.lit(1)), F.lit(": contains NUL (U+0000)"),
+        F.when(more == 1, F.lit(" (and 1 more field)"))
+        .when(more > 1, F.format_string(" (and %d more fields)", more)).otherwise(F.lit("")),
+    )
+
+
+def utf8_reason(value: Column) -> Column:
+    """``line is not valid UTF-8 (byte 0x.. at offset N)`` for a line whose bytes are not valid UTF-8.
+
+    Spark keeps a text line's bytes as read, so the first bad byte is where the line and its repaired copy
+    (``make_valid_utf8``: U+FFFD, EF BF BD, for each bad sequence) first differ, moved back over the EF or
+    EF BF a bad sequence may share with that replacement. Evaluate only for invalid lines (O(line length)).
+    """
+    raw, fixed = value.cast("binary"), F.make_valid_utf8(value).cast("binary")
+    one = F.lit(1)
+    differ = F.filter(F.sequence(one, F.octet_length(raw)), lambda i: raw.substr(i, one) != fixed.substr(i, one))
+    first = F.coalesce(F.try_element_at(differ, one), F.octet_length(raw) + 1)  # 1-based
+    back = (F.when((first > 2) & (F.hex(raw.substr(first - 2, F.lit(2))) == "EFBF"), 2)
+            .when((first > 1) & (F.hex(raw.substr(first - 1, one)) == "EF"), 1).otherwise(0))
+    offset = first - 1 - back
+    return F.format_string("line is not valid UTF-8 (byte 0x%s at offset %d)",
+                           F.lower(F.hex(raw.substr(offset + 1, one))), offset)
 
 
 def parse(lines: DataFrame) -> DataFrame:
     """``s`` = the parsed session (NULL fields where absent) and ``_reject_reason`` (NULL for a good line)."""
+    # raw control characters are accepted here only so that a raw 0x00 inside a string reaches the NUL check
+    # with its field; try_parse_json (strict) still makes any such line "malformed JSON"
+    options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT, "allowUnquotedControlChars": "true"}
     parsed = lines.select(
         "*",
-        F.from_json("value", SESSION, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}).alias("s"),
+        F.from_json("value", SESSION, options).alias("s"),
         F.try_parse_json("value").isNull().alias("_not_json"),
     )
-    s = F.col("s")
+    s, value = F.col("s"), F.col("value")
     hits = F.coalesce(s["hits"], F.array())
     products = F.flatten(F.transform(hits, lambda h: F.coalesce(h["product"], F.array())))
 
@@ -83,10 +160,13 @@ def parse(lines: DataFrame) -> DataFrame:
         bad = first_bad(values, to)
         checks.append((bad.isNotNull(), F.format_string(f"{field}: '%s' is not a valid {to}", bad)))
     reasons = F.concat_ws("; ", *[F.when(cond, msg) for cond, msg in checks])
-    reason = (
+    may_hold_nul = value.contains("\\u0000") | value.contains(NUL)  # cheap: the field walk runs on these only
+    reason = F.coalesce(  # evaluated left to right: the first that applies
+        F.when(~F.is_valid_utf8(value), utf8_reason(value)),
+        F.when(may_hold_nul, nul_reason(s)),
         F.when(F.col("_not_json"), F.lit("malformed JSON"))
         .when(s[CORRUPT].isNotNull(), F.lit("JSON does not match the GA export shape"))
-        .when(reasons != "", reasons)
+        .when(reasons != "", reasons),
     )
     return parsed.select("value", SOURCE_FILE, "s", reason.alias(REASON))
 
@@ -168,7 +248,9 @@ def run(spark: SparkSession, raw_uri: str, visitor_map_uri: str, stage_uri: str,
         good = parsed.filter(F.col(REASON).isNull())
         stage = flatten(good, read_visitor_map(spark, visitor_map_uri)).cache()
         stage.write.mode("overwrite").parquet(stage_uri)
-        parsed.filter(F.col(REASON).isNotNull()).select("value", REASON, SOURCE_FILE) \
+        # a Parquet string must be UTF-8: bad bytes are kept as U+FFFD (the raw partition has the originals)
+        parsed.filter(F.col(REASON).isNotNull()) \
+            .select(F.make_valid_utf8("value").alias("value"), REASON, SOURCE_FILE) \
             .write.mode("overwrite").parquet(quarantine_uri)
         counts = parsed.groupBy().agg(
             F.count("*").alias("lines"),
