@@ -161,9 +161,14 @@ def build_dag(ds: Dataset, *, doc_md: str | None = None, full_refresh: bool = Fa
 
         @task(multiple_outputs=True, task_id="load_to_staging")
         def load_to_staging(extracted: dict[str, Any], **context: Any) -> dict[str, Any]:
+            from airflow.sdk.exceptions import AirflowFailException
+
             from c360 import lineage, steps
 
-            loaded = steps.load_staging(ds, _interval(context), extracted, context["dag"].dag_id)
+            try:
+                loaded = steps.load_staging(ds, _interval(context), extracted, context["dag"].dag_id)
+            except steps.UnstorableText as exc:
+                raise AirflowFailException(str(exc)) from exc  # the value will not change on a retry
             lineage.record(context, [lineage.lake_path("in", extracted["stage"])],
                            [lineage.warehouse_table("out", loaded["batch_table"], rows=loaded["staged_rows"])])
             return loaded
