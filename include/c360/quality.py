@@ -293,7 +293,7 @@ def gate(ds: Dataset, interval: Interval, table: str, context: dict | None = Non
 
     results = verify(ds.contract_path, table, interval.end) + platform_checks(ds, loaded or {})
     s = record(ds.name, interval, results)
-    lineage.record(context, [lineage.checked_table(table, results, rows)])
+    lineage.record(context, [lineage.checked_table(ds.output.table, table, results, rows)])
     failed = [r for r in results if r.outcome == "failed"]
     warned = [r for r in results if r.outcome == "warned"]
     for r in warned:
