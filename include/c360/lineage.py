@@ -15,7 +15,9 @@ import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
+import attr
 from airflow.providers.openlineage.extractors.base import BaseExtractor, OperatorLineage
+from openlineage.client.generated.base import InputDatasetFacet
 
 from c360 import settings
 
@@ -100,30 +102,71 @@ def published_tables(tables: list[tuple[str, int | None]]) -> list:
                 for t, rows in tables]
 
 
-def checked_table(table: str, results: list[CheckResult], rows: int | None):
-    """The audited batch as an input of the gate, with its assertions and measured metrics."""
-    facets, input_facets = quality_facets(results, rows)
-    return warehouse_table("in", table, facets=facets, input_facets=input_facets)
+def checked_table(published: str, batch: str, results: list[CheckResult], rows: int | None):
+    """What a quality gate read: the published table the batch is about to become (a stable dataset, so a
+    lineage UI shows each table's quality history on the table itself), in the version this run checked (the
+    batch table), with the gate's assertions, the metrics Soda measured and the score in its input facets."""
+    from openlineage.client.facet_v2 import dataset_version_dataset
+
+    version = dataset_version_dataset.DatasetVersionDatasetFacet(datasetVersion=batch)
+    return warehouse_table("in", published, facets={"version": version},
+                           input_facets=quality_facets(results, rows))
 
 
-def quality_facets(results: list[CheckResult], row_count: int | None) -> tuple[dict, dict]:
-    """(dataset facets, input facets) of an audited table: one assertion per check with its outcome and column
-    (a warned check is a failed assertion of warning severity), and the metrics Soda measured."""
+# The c360 custom facet: its JSON schema is include/c360/lineage_facets/<name>.json (tests validate every event
+# against it). The project has no public address: ``.invalid`` (RFC 2606) says so, and a deployment that
+# publishes the schema sets its own address here.
+PRODUCER = "https://c360.invalid/c360"
+SCHEMA_BASE = "https://c360.invalid/c360/spec/facets/1-0-0/"
+FACET_SCHEMAS = settings.PROJECT_DIR / "include" / "c360" / "lineage_facets"
+SCORE_FACET = "c360_qualityScore"  # custom facets are named <prefix>_<name> (OpenLineage naming convention)
+
+
+@attr.define
+class QualityScoreInputDatasetFacet(InputDatasetFacet):
+    """The dataset's quality score for this run (:func:`c360.quality.score`) and the outcomes it is made of."""
+
+    checksPassed: int  # noqa: N815
+    checksWarned: int  # noqa: N815
+    checksFailed: int  # noqa: N815
+    checksNotEvaluated: int  # noqa: N815
+    score: float | None = attr.field(default=None)  # none when no check was evaluated
+
+    @staticmethod
+    def _get_schema() -> str:
+        return f"{SCHEMA_BASE}QualityScoreInputDatasetFacet.json#/$defs/QualityScoreInputDatasetFacet"
+
+
+def score_facet(results: list[CheckResult]):
+    from c360 import quality
+
+    counts = {o: sum(r.outcome == o for r in results) for o in ("passed", "warned", "failed", "not_evaluated")}
+    return QualityScoreInputDatasetFacet(
+        score=quality.score(results), checksPassed=counts["passed"], checksWarned=counts["warned"],
+        checksFailed=counts["failed"], checksNotEvaluated=counts["not_evaluated"], producer=PRODUCER)
+
+
+def quality_facets(results: list[CheckResult], row_count: int | None) -> dict:
+    """Input facets of an audited table: one assertion per check (``assertion`` its classification, ``name``
+    the check's name, its column, outcome and severity: a warned check is a failed assertion of warning
+    severity; ``actual`` the measured value, its unit in ``params``), the metrics Soda measured, and the
+    score."""
     from openlineage.client.facet_v2 import data_quality_assertions_dataset as dqa
     from openlineage.client.facet_v2 import data_quality_metrics_input_dataset as dqm
 
     assertions = [
-        dqa.Assertion(assertion=r.check_name, success=r.outcome == "passed", column=r.column_name,
-                      severity="error" if r.severity == "blocking" else "warn",
-                      actual=None if r.measured_value is None else str(r.measured_value), expected=r.threshold)
+        dqa.Assertion(assertion=r.kind or "custom", name=r.check_name, success=r.outcome == "passed",
+                      column=r.column_name, severity="error" if r.severity == "blocking" else "warn",
+                      actual=None if r.measured_value is None else repr(float(r.measured_value)),
+                      expected=r.threshold, params={"unit": r.unit} if r.unit else {})
         for r in results if r.outcome != "not_evaluated"
     ]
     nulls = {r.column_name: int(r.diagnostics["missing_count"]) for r in results
              if r.column_name and "missing_count" in r.diagnostics}
     metrics = dqm.DataQualityMetricsInputDatasetFacet(
         rowCount=row_count, columnMetrics={c: dqm.ColumnMetrics(nullCount=n) for c, n in nulls.items()})
-    return {"dataQualityAssertions": dqa.DataQualityAssertionsDatasetFacet(assertions=assertions)}, \
-        {"dataQualityMetrics": metrics}
+    return {"dataQualityAssertions": dqa.DataQualityAssertionsDatasetFacet(assertions=assertions),
+            "dataQualityMetrics": metrics, SCORE_FACET: score_facet(results)}
 
 
 def record(context: dict[str, Any] | None, inputs: list | None = None, outputs: list | None = None) -> None:

@@ -180,8 +180,8 @@ def check_outputs(d: Derived, interval: steps.Interval, loaded: dict[str, Any],
         batch = loaded[o.name]["batch_table"]
         results = quality.verify(o.contract_path, batch, interval.end)
         scores[o.name] = quality.record(o.name, interval, results)
-        lineage.record(context, [lineage.checked_table(batch, results, loaded[o.name]["rows"])])
-        failures += [f"{o.name}: {r.check_name}: measured {r.measured_value} ({r.threshold})"
+        lineage.record(context, [lineage.checked_table(o.table, batch, results, loaded[o.name]["rows"])])
+        failures += [f"{o.name}: {r.check_name}: measured {r.measured} ({r.threshold})"
                      for r in results if r.outcome == "failed"]
     if failures:
         raise quality.QualityGateFailed(

@@ -1,5 +1,6 @@
 """Validation of OpenLineage events against ../shared/openlineage-spec: the run event against
-OpenLineage.json, each facet against the schema its ``_schemaURL`` names."""
+OpenLineage.json, each facet against the schema its ``_schemaURL`` names (the spec's, or for the project's
+custom facets its own in include/c360/lineage_facets)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,13 @@ SPEC = Path(settings.PROJECT_DIR).parent / "shared" / "openlineage-spec"
 def _schemas():
     from referencing import Registry, Resource
 
+    from c360 import lineage
+
     schema = json.loads((SPEC / "OpenLineage.json").read_text())
     resources = [(schema["$id"], Resource.from_contents(schema))]
     facets = {}
-    for f in (SPEC / "facets").glob("*.json"):
+    custom = sorted(lineage.FACET_SCHEMAS.glob("*.json"))
+    for f in [*(SPEC / "facets").glob("*.json"), *custom]:
         facet_schema = json.loads(f.read_text())
         facets[f.name] = facet_schema
         resources.append((facet_schema["$id"], Resource.from_contents(facet_schema)))

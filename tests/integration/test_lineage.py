@@ -87,19 +87,50 @@ def test_every_task_reads_or_writes_a_dataset(runs, dagbag):
             assert got[task_id]["inputs"] or got[task_id]["outputs"], (dag_id, task_id)
 
 
-def test_the_gate_reports_one_assertion_per_check_with_its_outcome(runs):
+def test_the_gate_reports_one_assertion_per_check_on_the_published_table(runs):
+    """check_quality reads the published table (a stable dataset) in the version of this run's batch; its input
+    facets hold one assertion per check (classification, name, column, outcome, measured value and unit, as
+    recorded in quality.check_results), the metrics, and the score recorded in quality.dataset_scores."""
     (event,) = [e for e in runs if e["job"]["name"] == "customer_daily.check_quality" and e["eventType"] == "COMPLETE"]
     (checked,) = event["inputs"]
+    assert checked["namespace"].startswith("postgres://") and checked["name"] == "c360.c360.customer"
+    assert re.fullmatch(r"staging\.customer_daily__\d{8}t\d{4}", checked["facets"]["version"]["datasetVersion"])
+    assert set(checked["facets"]) == {"version"}  # quality facets are input facets (spec: InputDatasetFacet)
     run_id = event["run"]["facets"]["airflow"]["dagRun"]["run_id"]
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        rows = conn.execute("select check_name, column_name, outcome from quality.check_results "
+        rows = conn.execute("select check_name, column_name, outcome, measured_value, unit from quality.check_results "
                             "where dataset = 'customer' and dag_run_id = %s and outcome <> 'not_evaluated'",
                             (run_id,)).fetchall()
-    assertions = checked["facets"]["dataQualityAssertions"]["assertions"]
-    assert sorted((a["assertion"], a.get("column"), a["success"]) for a in assertions) == \
-        sorted((name, column, outcome == "passed") for name, column, outcome in rows)
+        score = conn.execute("select score, checks_passed, checks_warned, checks_failed, checks_not_evaluated "
+                             "from quality.dataset_scores where dataset = 'customer' and dag_run_id = %s",
+                             (run_id,)).fetchone()
+    assertions = checked["inputFacets"]["dataQualityAssertions"]["assertions"]
+    assert sorted((a["name"], a.get("column"), a["success"], a.get("actual"), a.get("params", {}).get("unit"))
+                  for a in assertions) == \
+        sorted((name, column, outcome == "passed", None if value is None else repr(value), unit)
+               for name, column, outcome, value, unit in rows)
+    kinds = {a["name"]: a["assertion"] for a in assertions}
+    assert kinds["customer id present"] == "not_null" and kinds["customer id unique"] == "unique"
+    assert kinds["accuracy - gender"] == "accepted_values" and kinds["value range - age"] == "accepted_range"
+    assert kinds["email format"] == "format" and kinds["schema matches the registry"] == "schema"
+    assert kinds["freshness - newest row before the interval end"] == "freshness"
     assert checked["inputFacets"]["dataQualityMetrics"]["rowCount"] > 0
-    assert checked["namespace"].startswith("postgres://") and checked["name"].startswith("c360.staging.")
+    got = checked["inputFacets"]["c360_qualityScore"]
+    assert (got.get("score"), got["checksPassed"], got["checksWarned"], got["checksFailed"],
+            got["checksNotEvaluated"]) == (None if score[0] is None else float(score[0]), *score[1:])
+    assert openlineage_spec.validate(event) >= 4  # version, assertions, metrics and the score facet's own schema
+
+
+def test_the_outputs_gate_reports_each_published_output(runs):
+    (event,) = [e for e in runs if e["job"]["name"] == "customer_360_daily.check_quality"
+                and e["eventType"] == "COMPLETE"]
+    from c360.registry import load_registry
+
+    d = load_registry().derived["customer_360"]
+    assert sorted(i["name"] for i in event["inputs"]) == sorted(f"c360.{o.table}" for o in d.outputs)
+    for i in event["inputs"]:
+        assert i["facets"]["version"]["datasetVersion"].startswith("staging.customer_360_")
+        assert {"dataQualityAssertions", "dataQualityMetrics", "c360_qualityScore"} <= set(i["inputFacets"])
 
 
 def test_publish_reports_the_table_schema_and_rows_written(runs):

@@ -20,6 +20,18 @@ create table if not exists quality.check_results (
     checked_at     timestamptz not null default now(),
     primary key (dataset, dag_run_id, check_name)
 );
+-- unit of measured_value ('%', 'rows', 'minutes', 'hours', 'days', 'mismatches'; NULL for a metric check's own
+-- value); added to warehouses bootstrapped before it, whose older rows keep NULL. Every task runs this file,
+-- often inside its transaction, and an alter table locks the table exclusively even when the column exists:
+-- so only when it is missing.
+do $$
+begin
+    if not exists (select 1 from information_schema.columns
+                   where table_schema = 'quality' and table_name = 'check_results' and column_name = 'unit') then
+        alter table quality.check_results add column if not exists unit text;
+    end if;
+end
+$$;
 
 -- Score per dataset per DAG run: 100 * passed / evaluated (see quality/README.md).
 create table if not exists quality.dataset_scores (
