@@ -98,8 +98,7 @@ def export_inputs(d: Derived, as_of: datetime) -> dict[str, str]:
                 sql.SQL(", ").join(sql.Identifier(c) for c in ds.column_names), steps.ident(ds.output.table))
             schema = steps.arrow_schema(ds.columns)
             target = lake.replace_partition(partition(d, as_of, "inputs", name))
-            with (target / "part-00000.parquet").open("wb") as f:
-                rows = pgcsv.copy_to_parquet(conn, stmt, None, schema, f)
+            rows = pgcsv.copy_to_parquet(conn, stmt, None, schema, target)
             uris[name] = lake.spark_uri(str(target))
             log.info("exported %s rows of %s", rows, ds.output.table)
     web = registry["web_analytics"]

@@ -67,9 +67,6 @@ def partition_uris(ds: Dataset, interval: Interval) -> dict[str, str]:
 # ---- extract -------------------------------------------------------------------------------------------
 
 
-RAW_FILE = "part-00000.parquet"
-
-
 def published_exists(ds: Dataset) -> bool:
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
         return conn.execute("select to_regclass(%s) is not null", (ds.output.table,)).fetchone()[0]
@@ -91,7 +88,7 @@ def extract(ds: Dataset, interval: Interval, mode: str) -> dict[str, Any]:
     idents = {"table": ident(ds.source.table), "watermark": ident(ds.source.watermark)}
     query = sql_file(f"extract/{kind}.sql", columns=_columns(ds.column_names), **idents)
     count_query = sql_file(f"extract/{kind}_count.sql", **idents)
-    target = lake.replace_partition(uris["raw"]) / RAW_FILE
+    target = lake.replace_partition(uris["raw"])
     schema = pa.schema([(c, pa.string()) for c in ds.column_names])
     with pg.connect(ds.source.conn_id) as conn:
         # One snapshot for the count and the copy, so the two agree.
@@ -99,8 +96,7 @@ def extract(ds: Dataset, interval: Interval, mode: str) -> dict[str, Any]:
         pgcsv.session_settings(conn)
         rows = conn.execute(count_query, interval.params).fetchone()[0]
         future = conn.execute(sql_file("extract/future_count.sql", **idents), interval.params).fetchone()[0]
-        with target.open("wb") as out:
-            written = pgcsv.copy_to_parquet(conn, query, interval.params, schema, out)
+        written = pgcsv.copy_to_parquet(conn, query, interval.params, schema, target)
     if written != rows:
         raise RuntimeError(f"{ds.name}: the source has {rows} rows for {lake.interval_key(interval.start)} but "
                            f"{written} were parsed from its CSV stream into {target}: rows were lost")
