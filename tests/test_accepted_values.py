@@ -77,14 +77,14 @@ def test_a_deployment_file_replaces_the_lists_it_names(monkeypatch, tmp_path):
 
 def test_a_misspelt_list_name_fails_the_gate(monkeypatch, tmp_path):
     path = _deployment_file(monkeypatch, tmp_path, "product_categories: [Music]\n")
-    with pytest.raises(quality.QualityGateFailed,
+    with pytest.raises(quality.QualityCheckError,
                        match=rf"{path} \(C360_ACCEPTED_VALUES\): \['product_categories'\] are not accepted value lists"):
         quality.contract_for(settings.QUALITY_DIR / "product.yml", "staging.batch")
 
 
 def test_a_missing_deployment_file_fails_with_its_path(monkeypatch, tmp_path):
     monkeypatch.setenv(accepted_values.ENV_VAR, str(tmp_path / "nope.yml"))
-    with pytest.raises(quality.QualityGateFailed, match=r"nope\.yml: No such file"):
+    with pytest.raises(quality.QualityCheckError, match=r"nope\.yml: No such file"):
         quality.contract_for(settings.QUALITY_DIR / "customer.yml")
 
 
@@ -98,6 +98,6 @@ def test_a_reference_to_an_undefined_list_names_its_place(tmp_path):
     contract = tmp_path / "c.yml"
     contract.write_text("dataset: c360_warehouse/c360/staging/x\ncolumns:\n- name: a\n  checks:\n"
                         "  - invalid:\n      valid_values: ${var.ACCEPTED_colour}\n")
-    with pytest.raises(quality.QualityGateFailed,
+    with pytest.raises(quality.QualityCheckError,
                        match=r"c\.yml: columns\.0\.checks\.0\.invalid\.valid_values: no accepted value list 'colour'"):
         quality.contract_for(contract, "staging.batch")

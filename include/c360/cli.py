@@ -144,14 +144,21 @@ def reset_warehouse() -> None:
             conn.execute(f"drop schema if exists {schema} cascade")
 
 
+def demo_scale(args: argparse.Namespace):
+    """The generator scale of ``demo`` (``build_parser().parse_args(["demo"])``: what ``make demo`` runs)."""
+    from c360 import generator
+
+    return generator.Scale(customers=args.customers, days=args.days, orders_per_day=args.orders_per_day,
+                           sessions_per_hour=args.sessions_per_hour)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from c360 import generator
 
     t0 = time.monotonic()
     print("Starting PostgreSQL and preparing Airflow's metadata DB ...", flush=True)
     setup()
-    scale = generator.Scale(customers=args.customers, days=args.days, orders_per_day=args.orders_per_day,
-                            sessions_per_hour=args.sessions_per_hour)
+    scale = demo_scale(args)
     print(f"Generating source systems: {scale}", flush=True)
     data = generator.generate(scale)
     reset_warehouse()
@@ -332,8 +339,7 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m c360.cli")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="generate the sources and run every DAG for the demo interval")
@@ -356,7 +362,12 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("env", help="print the environment as export lines").set_defaults(func=cmd_env)
     sub.add_parser("setup", help="start PostgreSQL, create databases, migrate Airflow").set_defaults(
         func=lambda a: (setup(), 0)[1])
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
     return args.func(args)
 
 

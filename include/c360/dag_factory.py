@@ -173,17 +173,20 @@ def build_dag(ds: Dataset, *, doc_md: str | None = None, full_refresh: bool = Fa
                            [lineage.warehouse_table("out", loaded["batch_table"], rows=loaded["staged_rows"])])
             return loaded
 
-        @task(multiple_outputs=True, task_id="check_quality", retries=0)
+        @task(multiple_outputs=True, task_id="check_quality")
         def check_quality(loaded: dict[str, Any], **context: Any) -> dict[str, Any]:
             from airflow.sdk.exceptions import AirflowFailException
 
-            from c360 import quality
+            from c360 import quality, steps
 
+            # cleared after the publish, the run's batch is gone: rebuilt from the stage partition it came from
+            steps.ensure_batch(ds, _interval(context), loaded)
             try:
                 return quality.gate(ds, _interval(context), loaded["batch_table"], context=context,
                                     rows=loaded["staged_rows"], loaded=loaded)
             except quality.QualityGateFailed as exc:
-                raise AirflowFailException(str(exc)) from exc  # bad data: retrying cannot help
+                # bad data: retrying cannot help (other errors, e.g. Soda unable to connect, retry)
+                raise AirflowFailException(str(exc)) from exc
 
         @task(multiple_outputs=True, task_id="publish_table", outlets=[warehouse_asset(ds.output.table)])
         def publish_table(loaded: dict[str, Any], **context: Any) -> dict[str, Any]:
@@ -274,7 +277,7 @@ def build_derived_dag(d: Derived, *, doc_md: str | None = None) -> DAG:
                  for o in d.outputs])
             return loaded
 
-        @task(multiple_outputs=True, task_id="check_quality", retries=0)
+        @task(multiple_outputs=True, task_id="check_quality")
         def check_quality(loaded: dict[str, Any], **context: Any) -> dict[str, Any]:
             from airflow.sdk.exceptions import AirflowFailException
 
@@ -283,7 +286,7 @@ def build_derived_dag(d: Derived, *, doc_md: str | None = None) -> DAG:
             try:
                 return outputs.check_outputs(d, _interval(context), loaded, context=context)
             except quality.QualityGateFailed as exc:
-                raise AirflowFailException(str(exc)) from exc
+                raise AirflowFailException(str(exc)) from exc  # bad data: no retry (other errors retry)
 
         @task(multiple_outputs=True, task_id="publish_outputs",
               outlets=[warehouse_asset(o.table) for o in d.outputs])

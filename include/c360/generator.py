@@ -6,7 +6,8 @@ customer map into the lake's landing zone.
 
 Shapes: repeat buyers (Zipf-like customer popularity), long-tail spend (log-normal prices, 1–5 items per
 order), weekly seasonality (+35 % on weekends), an evening peak within the day, a brand / category /
-subcategory hierarchy, and web sessions that view, favourite, add to cart, abandon and buy.
+subcategory hierarchy, and web sessions that view, favourite, add to cart, abandon and buy; half of the
+abandoned carts bring their visitor back 5–30 minutes later (a reminder e-mail), to buy or abandon again.
 
 Defects (``--no-defects`` turns all off). Rates are per row of the table named:
 
@@ -97,6 +98,11 @@ PAYMENT_P = np.array([0.45, 0.25, 0.18, 0.04, 0.08])
 CHANNELS = [("google", "organic", "Organic Search"), ("google", "cpc", "Paid Search"),
             ("(direct)", "(none)", "Direct"), ("newsletter", "email", "Email"),
             ("facebook", "social", "Social"), ("partner.example", "referral", "Referral")]
+REMINDER_CHANNEL = ("cart_reminder", "email", "Email")
+# Share of abandoned carts whose visitor comes back 5–30 minutes later (a cart reminder e-mail), views and adds
+# the same items again, and buys like any cart (40 %) or abandons it again (and may come back again): the
+# repeat abandoners of the "Frequent Cart Abandoner" audience, within even one hour of exports.
+RETURN_AFTER_ABANDON = 0.5
 
 
 @dataclass(frozen=True)
@@ -435,6 +441,53 @@ def _web_analytics(rng, scale: Scale, out: Generated, customer_ids, product_ids,
     prod_pop /= prod_pop.sum()
     order_seq = 0
     malformed = 0
+
+    def buy(hits: list, t: int, cart: list, hour_start: datetime) -> tuple[str | None, int]:
+        """40 % of carts are bought (a transaction hit), the rest abandoned."""
+        nonlocal order_seq
+        if not cart or rng.random() >= 0.4:
+            return None, t
+        order_seq += 1
+        t += int(rng.integers(10_000, 120_000))
+        revenue = sum(b["productPrice"] * b["productQuantity"] for b in cart)
+        txn = f"W{hour_start:%Y%m%d%H}{order_seq:06d}"
+        hits.append({"hitNumber": len(hits) + 1, "time": t, "type": "PAGE",
+                     "eCommerceAction": {"action_type": "6"}, "product": cart,
+                     "transaction": {"transactionId": txn, "transactionRevenue": revenue}})
+        return txn, t
+
+    def line(vid: str, visit_start: int, hour_start: datetime, channel: tuple, hits: list, t: int,
+             txn: str | None) -> str:
+        nonlocal malformed
+        src, medium, grouping = channel
+        session = {
+            "fullVisitorId": vid, "visitId": visit_start, "visitNumber": int(rng.integers(1, 20)),
+            "visitStartTime": visit_start, "date": hour_start.strftime("%Y%m%d"),
+            "totals": {"visits": 1, "hits": len(hits), "pageviews": sum(h_["type"] == "PAGE" for h_ in hits),
+                       "timeOnSite": t // 1000, "bounces": 1 if len(hits) == 1 else None,
+                       "transactions": 1 if txn else None,
+                       "transactionRevenue": hits[-1]["transaction"]["transactionRevenue"] if txn else None},
+            "trafficSource": {"source": src, "medium": medium, "campaign": "(not set)"},
+            "channelGrouping": grouping,
+            "device": {"deviceCategory": str(rng.choice(["desktop", "mobile", "tablet"], p=[0.4, 0.52, 0.08])),
+                       "browser": "Chrome", "operatingSystem": "Android"},
+            "geoNetwork": {"country": "United States", "region": STATES[int(rng.integers(0, len(STATES)))][0]},
+            "customDimensions": [{"index": 4, "value": "US"}],
+            "hits": hits,
+        }
+        text = json.dumps(session, separators=(",", ":"))
+        if scale.defects and rng.random() < DEFECT_RATES["malformed_json"]:
+            text = text[: len(text) // 2]  # cut short, as a truncated export line
+            malformed += 1
+        return text
+
+    # visitors coming back to an abandoned cart: (visit start, visitor, cart), generated in the hour they fall in
+    returns: list[tuple[int, str, list]] = []
+
+    def maybe_return(vid: str, visit_start: int, t: int, cart: list) -> None:
+        if rng.random() < RETURN_AFTER_ABANDON:
+            returns.append((visit_start + t // 1000 + int(rng.integers(5 * 60, 30 * 60)), vid, cart))
+
     first_day = scale.end_ts - timedelta(days=scale.ga_days)
     for h in range(scale.ga_days * 24):
         hour_start = first_day + timedelta(hours=h)
@@ -446,11 +499,11 @@ def _web_analytics(rng, scale: Scale, out: Generated, customer_ids, product_ids,
         starts = rng.integers(0, 3600, k)
         for i in range(k):
             visit_start = int((hour_start + timedelta(seconds=int(starts[i]))).timestamp())
-            src, medium, channel = CHANNELS[int(rng.integers(0, len(CHANNELS)))]
+            channel = CHANNELS[int(rng.integers(0, len(CHANNELS)))]
             hits, t = [], 0
             n_views = int(rng.integers(1, 8))
             bought = []
-            for hn in range(n_views):
+            for _ in range(n_views):
                 p = int(rng.choice(n_products, p=prod_pop))
                 t += int(rng.integers(5_000, 90_000))
                 prod = {"productSKU": product_ids[p], "v2ProductName": names[p],
@@ -472,37 +525,29 @@ def _web_analytics(rng, scale: Scale, out: Generated, customer_ids, product_ids,
                                  "eCommerceAction": {"action_type": "3"},
                                  "product": [{**prod, "productQuantity": q}]})
                     bought.append({**prod, "productQuantity": q})
-                del hn
-            # 40 % of carts are bought, the rest abandoned
-            txn = None
-            if bought and rng.random() < 0.4:
-                order_seq += 1
-                t += int(rng.integers(10_000, 120_000))
-                revenue = sum(b["productPrice"] * b["productQuantity"] for b in bought)
-                txn = f"W{hour_start:%Y%m%d%H}{order_seq:06d}"
+            txn, t = buy(hits, t, bought, hour_start)
+            rows.append(line(str(vid[i]), visit_start, hour_start, channel, hits, t, txn))
+            if bought and not txn:
+                maybe_return(str(vid[i]), visit_start, t, bought)
+        # the returns that fall in this hour (a return may abandon again and come back within it)
+        hour_end = int((hour_start + timedelta(hours=1)).timestamp())
+        while due := [r for r in returns if r[0] < hour_end]:
+            first = min(due, key=lambda r: (r[0], r[1]))
+            returns.remove(first)
+            visit_start, visitor, cart = first
+            hits, t = [], 0
+            for item in cart:  # back to the cart: each item viewed and added again
+                t += int(rng.integers(5_000, 40_000))
                 hits.append({"hitNumber": len(hits) + 1, "time": t, "type": "PAGE",
-                             "eCommerceAction": {"action_type": "6"}, "product": bought,
-                             "transaction": {"transactionId": txn, "transactionRevenue": revenue}})
-            session = {
-                "fullVisitorId": str(vid[i]), "visitId": visit_start, "visitNumber": int(rng.integers(1, 20)),
-                "visitStartTime": visit_start, "date": hour_start.strftime("%Y%m%d"),
-                "totals": {"visits": 1, "hits": len(hits), "pageviews": sum(h_["type"] == "PAGE" for h_ in hits),
-                           "timeOnSite": t // 1000, "bounces": 1 if len(hits) == 1 else None,
-                           "transactions": 1 if txn else None,
-                           "transactionRevenue": hits[-1]["transaction"]["transactionRevenue"] if txn else None},
-                "trafficSource": {"source": src, "medium": medium, "campaign": "(not set)"},
-                "channelGrouping": channel,
-                "device": {"deviceCategory": str(rng.choice(["desktop", "mobile", "tablet"], p=[0.4, 0.52, 0.08])),
-                           "browser": "Chrome", "operatingSystem": "Android"},
-                "geoNetwork": {"country": "United States", "region": STATES[int(rng.integers(0, len(STATES)))][0]},
-                "customDimensions": [{"index": 4, "value": "US"}],
-                "hits": hits,
-            }
-            line = json.dumps(session, separators=(",", ":"))
-            if scale.defects and rng.random() < DEFECT_RATES["malformed_json"]:
-                line = line[: len(line) // 2]  # cut short, as a truncated export line
-                malformed += 1
-            rows.append(line)
+                             "eCommerceAction": {"action_type": "2"}, "product": [{**item, "productQuantity": 1}]})
+                t += int(rng.integers(2_000, 20_000))
+                hits.append({"hitNumber": len(hits) + 1, "time": t, "type": "EVENT",
+                             "eventInfo": {"eventCategory": "ecommerce", "eventAction": "add_to_cart"},
+                             "eCommerceAction": {"action_type": "3"}, "product": [item]})
+            txn, t = buy(hits, t, cart, hour_start)
+            rows.append(line(visitor, visit_start, hour_start, REMINDER_CHANNEL, hits, t, txn))
+            if not txn:
+                maybe_return(visitor, visit_start, t, cart)
         rel = f"dt={hour_start:%Y-%m-%d}/hr={hour_start:%H}/ga_sessions_{hour_start:%Y%m%d_%H}.json"
         out.ga_files[rel] = ("\n".join(rows) + "\n").encode()
     out.defects["malformed_json"] = malformed

@@ -63,7 +63,14 @@ def measured_text(value: float | None, unit: str | None) -> str:
 
 
 class QualityGateFailed(RuntimeError):
-    pass
+    """The verdict on the data: a blocking check failed (bad data; retrying cannot help)."""
+
+    runbook = "runbook-quality-gate-failed"  # the README section an alert names (c360.alerts)
+
+
+class QualityCheckError(RuntimeError):
+    """No verdict: the checks could not run (Soda could not connect or query, an invalid contract or accepted
+    value list). Not the data's fault; the task's retries apply."""
 
 
 def score(results: list[CheckResult]) -> float | None:
@@ -171,13 +178,13 @@ def contract_for(contract_path: Path, table: str | None = None) -> str:
     try:
         contract = accepted_values.fill(yaml.safe_load(contract_path.read_text()), contract_path)
     except accepted_values.AcceptedValuesError as exc:
-        raise QualityGateFailed(str(exc)) from None
+        raise QualityCheckError(str(exc)) from None
     if table is None:
         return yaml.safe_dump(contract, sort_keys=False)
     declared = contract.get("dataset", "")
     prefix = f"{settings.WAREHOUSE_CONN_ID}/"
     if not declared.startswith(prefix):
-        raise QualityGateFailed(f"{contract_path}: dataset {declared!r} must start with {prefix!r}")
+        raise QualityCheckError(f"{contract_path}: dataset {declared!r} must start with {prefix!r}")
     database = declared[len(prefix):].split("/", 1)[0]
     contract["dataset"] = f"{prefix}{database}/{table.replace('.', '/')}"
     return yaml.safe_dump(contract, sort_keys=False)
@@ -205,7 +212,7 @@ def verify(contract_path: Path, table: str | None = None, now: datetime | None =
             data_source_file_path=str(ds_file), contract_file_path=str(target), variables={"BATCH": batch},
             data_timestamp=(now or datetime.now(UTC)).astimezone(UTC).isoformat())
     if session.has_errors:
-        raise QualityGateFailed(f"Soda could not verify {contract_path}: {session.get_errors_str()}")
+        raise QualityCheckError(f"Soda could not verify {contract_path}: {session.get_errors_str()}")
     results: list[CheckResult] = []
     for contract_result in session.contract_verification_results:
         for r in contract_result.check_results:
@@ -231,7 +238,7 @@ def verify(contract_path: Path, table: str | None = None, now: datetime | None =
                              if isinstance(v, int | float) and not isinstance(v, bool)},
             ))
     if not results:
-        raise QualityGateFailed(f"Soda returned no check results for {contract_path}")
+        raise QualityCheckError(f"Soda returned no check results for {contract_path}")
     return results
 
 

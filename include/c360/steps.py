@@ -312,7 +312,8 @@ def ensure_published_table(conn: psycopg.Connection, ds: Dataset) -> None:
 
 def staging_table(ds: Dataset, dag_id: str, interval: Interval) -> str:
     """The run's batch table, named by DAG and interval: concurrent runs (a backfill beside the scheduled run,
-    brand's weekly and monthly DAGs) never share one. Dropped when published; kept for inspection otherwise."""
+    brand's weekly and monthly DAGs) never share one. Gone once published (a task cleared after that rebuilds it:
+    :func:`ensure_batch`); kept for inspection otherwise."""
     # lower case, no punctuation: an identifier that needs no quoting in any tool (Soda builds its own SQL)
     return f"staging.{dag_id}__{interval.start:%Y%m%dt%H%M}"
 
@@ -346,17 +347,30 @@ def read_manifest(stage_uri: str) -> dict[str, Any]:
     return json.loads(files[0].read_text())
 
 
-def load_staging(ds: Dataset, interval: Interval, extracted: dict[str, Any], dag_id: str) -> dict[str, Any]:
-    """Reconcile counts, then COPY the stage partition into the run's batch table (``staging.<dag_id>``)."""
+def stage_fingerprint(stage_uri: str) -> str:
+    """What a stage partition holds, cheaply: a hash of its Parquet files' names and sizes (Spark names the
+    files of every write anew). A batch rebuilt from the partition later holds what was loaded and gated
+    only if the fingerprint is the one recorded at the load."""
+    import hashlib
+
+    dataset = _parquet_dataset(stage_uri)
+    digest = hashlib.sha256()
+    for info in dataset.filesystem.get_file_info(sorted(dataset.files)):
+        digest.update(f"{info.base_name}\0{info.size}\n".encode())
+    return digest.hexdigest()[:32]
+
+
+def fill_batch(ds: Dataset, interval: Interval, batch: str, stage_uri: str, rows: int, mode: str) -> None:
+    """(Re)create the batch table ``batch`` like the published table and COPY the stage partition into it.
+
+    What load_to_staging does after its checks, and what rebuilds a batch that is gone
+    (:func:`ensure_batch`): one code path, so a rebuilt batch is the batch that was loaded.
+    """
     from psycopg import sql
 
-    staged = _parquet_dataset(extracted["stage"]).count_rows()  # from the footers: nothing read yet
-    quarantined = _parquet_dataset(extracted["quarantine"]).count_rows()
-    _reconcile(ds, interval, extracted, staged, quarantined)
-    batch = staging_table(ds, dag_id, interval)
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:  # committed before the COPY streams connect
         ensure_published_table(conn, ds)
-        if extracted["mode"] == FULL and staged == 0:
+        if mode == FULL and rows == 0:
             published = conn.execute(sql.SQL("select exists (select 1 from {})").format(
                 ident(ds.output.table))).fetchone()[0]
             if published:
@@ -369,16 +383,69 @@ def load_staging(ds: Dataset, interval: Interval, extracted: dict[str, Any], dag
         conn.execute(sql.SQL("create table {} (like {} including defaults including constraints)").format(
             ident(batch), ident(ds.output.table)))
     try:
-        copied = copy_parquet(extracted["stage"], batch, lambda t: _cast_for_pg(t, ds))
+        copied = copy_parquet(stage_uri, batch, lambda t: _cast_for_pg(t, ds))
     except UnstorableText as e:
         raise UnstorableText(f"{ds.name} {lake.interval_key(interval.start)}: {e}") from e
-    if copied != staged:
-        raise RuntimeError(f"{ds.name}: the stage partition has {staged} rows but {copied} were copied into {batch}")
+    if copied != rows:
+        raise RuntimeError(f"{ds.name}: the stage partition has {rows} rows but {copied} were copied into {batch}")
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
         conn.execute(sql.SQL("analyze {}").format(ident(batch)))
+
+
+def load_staging(ds: Dataset, interval: Interval, extracted: dict[str, Any], dag_id: str) -> dict[str, Any]:
+    """Reconcile counts, then COPY the stage partition into the run's batch table (``staging.<dag_id>__…``).
+
+    The result records the stage partition and its :func:`stage_fingerprint`, so the later tasks of the run
+    can rebuild the batch if it is gone (:func:`ensure_batch`)."""
+    staged = _parquet_dataset(extracted["stage"]).count_rows()  # from the footers: nothing read yet
+    quarantined = _parquet_dataset(extracted["quarantine"]).count_rows()
+    _reconcile(ds, interval, extracted, staged, quarantined)
+    batch = staging_table(ds, dag_id, interval)
+    fingerprint = stage_fingerprint(extracted["stage"])
+    fill_batch(ds, interval, batch, extracted["stage"], staged, extracted["mode"])
     log.info("%s: staged %s rows into %s (%s quarantined)", ds.name, staged, batch, quarantined)
     return {"staged_rows": staged, "quarantined_rows": quarantined, "mode": extracted["mode"],
-            "batch_table": batch, "raw_rows": extracted["raw_rows"], "future_rows": extracted.get("future_rows")}
+            "batch_table": batch, "raw_rows": extracted["raw_rows"], "future_rows": extracted.get("future_rows"),
+            "stage": extracted["stage"], "stage_fingerprint": fingerprint}
+
+
+class BatchUnavailable(RuntimeError):
+    """The run's batch table is gone and cannot be rebuilt as it was loaded."""
+
+
+def batch_exists(batch: str) -> bool:
+    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
+        return conn.execute("select to_regclass(%s) is not null", (batch,)).fetchone()[0]
+
+
+def ensure_batch(ds: Dataset, interval: Interval, loaded: dict[str, Any]) -> bool:
+    """Make sure the run's batch table exists; rebuild it from the run's stage partition when it is gone.
+
+    A published batch is gone (an incremental publish drops it, a full publish renames it into place), so
+    clearing check_quality or publish_table of a published run would otherwise fail. The rebuild is
+    :func:`fill_batch`, the load's own code, and only from the partition load_to_staging loaded (same
+    :func:`stage_fingerprint`): a partition another run rewrote since would be rows the gate never checked.
+    Returns whether the batch was rebuilt.
+    """
+    batch = loaded["batch_table"]
+    if batch_exists(batch):
+        return False
+    where = f"{ds.name} {lake.interval_key(interval.start)}: batch table {batch} is gone"
+    stage, recorded = loaded.get("stage"), loaded.get("stage_fingerprint")
+    if not stage or not recorded:
+        raise BatchUnavailable(f"{where} and load_to_staging recorded no stage partition to rebuild it from; "
+                               f"clear the run from load_to_staging")
+    try:
+        found = stage_fingerprint(stage)
+    except FileNotFoundError as e:
+        raise BatchUnavailable(f"{where} and so is its stage partition ({e}); clear the run from "
+                               f"stage_with_spark") from e
+    if found != recorded:
+        raise BatchUnavailable(f"{where} and the stage partition {stage} was rewritten since load_to_staging "
+                               f"loaded it: rebuilding would bypass the gate; clear the run from load_to_staging")
+    fill_batch(ds, interval, batch, stage, loaded["staged_rows"], loaded["mode"])
+    log.info("%s: rebuilt the batch table %s from %s (%s rows)", ds.name, batch, stage, loaded["staged_rows"])
+    return True
 
 
 # ---- publish -------------------------------------------------------------------------------------------
@@ -391,10 +458,15 @@ def publish(ds: Dataset, interval: Interval, loaded: dict[str, Any]) -> dict[str
     newer than the refresh's interval end (``full_keep_newer.sql``). Incremental: the batch is
     upserted by business key, a row replacing a published one only if its version is the same or newer, so
     the cost follows the batch and replaying an old interval never overwrites a later change.
+
+    Publishing the same batch again gives the same table (the upsert replaces rows by equal ones; the swap
+    keeps what is newer), and ``meta.publish_log`` keeps one row per dataset and DAG run. So a run whose
+    batch was published already is published again from its rebuilt batch (:func:`ensure_batch`).
     """
     from psycopg import sql
 
     published, batch = ds.output.table, loaded["batch_table"]
+    ensure_batch(ds, interval, loaded)  # its COPY streams commit before the publish transaction
     key_match = sql.SQL(" and ").join(
         sql.SQL("b.{k} = p.{k}").format(k=sql.Identifier(k)) for k in ds.business_key
     )
@@ -405,8 +477,9 @@ def publish(ds: Dataset, interval: Interval, loaded: dict[str, Any]) -> dict[str
         # publishes of one table queue behind each other (e.g. a backfill next to the scheduled run)
         conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (published,))
         if conn.execute("select to_regclass(%s) is null", (batch,)).fetchone()[0]:
-            raise RuntimeError(f"{ds.name}: batch table {batch} is gone (published already?); clear the run "
-                               f"from load_to_staging to rebuild it")
+            # ensure_batch ran before this transaction: only a concurrent publish of the same run gets here
+            raise BatchUnavailable(f"{ds.name}: batch table {batch} was published or dropped by another "
+                                   f"process while this one waited; clear publish_table")
         if loaded["mode"] == FULL:
             from c360 import swap
 

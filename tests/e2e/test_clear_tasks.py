@@ -1,0 +1,154 @@
+"""End to end on a running Airflow: clearing any task of a published dataset run, with its downstream tasks,
+reruns it to the same published table; so does clearing the whole run.
+
+transactions_daily is unpaused on a warehouse without c360.transactions, so the scheduler's run of its latest
+interval bootstraps it with a full load: that publish renames the batch table into place. Each task is then
+cleared in turn through the REST API, from the last to the first (so the gate and the publish of a run whose
+batch is gone run first, on the full path; clearing extract_to_raw makes the run an incremental upsert, since
+the table exists by then), and the whole run last. After each, the run succeeds, exactly the cleared tasks ran
+again (once), the published table's checksum is unchanged, it has no duplicate key, and meta.publish_log holds
+one row for the run.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+import pytest
+
+from c360 import generator, pg, settings, steps
+from c360.registry import load_registry
+
+from .conftest import Api
+from .test_backfill_on_airflow import SCALE  # the same sources, whichever module loads them
+
+pytestmark = pytest.mark.e2e
+
+DAG_ID, DATASET = "transactions_daily", "transactions"
+TASKS = ["extract_to_raw", "stage_with_spark", "load_to_staging", "check_quality", "publish_table"]
+TIMEOUT = 900
+
+
+def _wh(query: str, params=None):
+    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
+        return conn.execute(query, params).fetchall()
+
+
+def _wait(what: str, condition, timeout: float = TIMEOUT):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(3)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _log_tail(api: Api, run_id: str, ti: dict, lines: int = 30) -> str:
+    try:
+        log = api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{ti['task_id']}/logs/"
+                      f"{ti['try_number']}")
+        content = log.get("content", [])
+        text = [c.get("event", str(c)) if isinstance(c, dict) else str(c) for c in content]
+        return "\n".join(text[-lines:])
+    except AssertionError as e:  # the API could not serve the log: say so instead of hiding the failure
+        return f"(log unavailable: {e})"
+
+
+def _finished(api: Api, run_id: str, tries_before: dict[str, int], cleared: set[str]):
+    """The run's task instances once every task succeeded again; fails at once on a failed (or retrying) task."""
+    tis = api.tasks(DAG_ID, run_id)
+    states = {t: ti["state"] for t, ti in tis.items()}
+    bad = [ti for ti in tis.values() if ti["state"] in ("failed", "up_for_retry", "upstream_failed")]
+    if bad:
+        raise AssertionError(f"{DAG_ID} {run_id}: {states}\n" + "\n".join(
+            f"--- {ti['task_id']} try {ti['try_number']}:\n{_log_tail(api, run_id, ti)}" for ti in bad))
+    rerun = all(tis[t]["try_number"] > tries_before.get(t, 0) for t in cleared)
+    if rerun and set(states.values()) == {"success"}:
+        run = api.get(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")
+        return tis if run["state"] == "success" else None
+    return None
+
+
+def _checksum(ds, end: datetime) -> tuple[int, int, str]:
+    """(rows, distinct keys, md5 of the rows in key order) of the published rows up to the run's interval end
+    (a later interval published meanwhile, e.g. the scheduler's next run, adds rows only after it)."""
+    from psycopg import sql
+
+    from c360.steps import ident
+
+    keys = sql.SQL(", ").join(sql.Identifier(k) for k in ds.business_key)
+    q = sql.SQL("select count(*), count(distinct ({k})), md5(string_agg(t::text, '|' order by {k})) from {t} t "
+                "where {w} < %s").format(k=keys, t=ident(ds.output.table), w=sql.Identifier(ds.source.watermark))
+    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
+        return conn.execute(q, (end.replace(tzinfo=None),)).fetchone()
+
+
+def _no_duplicate_keys(ds) -> bool:
+    from psycopg import sql
+
+    from c360.steps import ident
+
+    keys = sql.SQL(", ").join(sql.Identifier(k) for k in ds.business_key)
+    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
+        n, distinct = conn.execute(sql.SQL("select count(*), count(distinct ({})) from {}").format(
+            keys, ident(ds.output.table))).fetchone()
+    return n == distinct
+
+
+@pytest.fixture(scope="module")
+def published_run(airflow):
+    """The scheduler's run of transactions_daily's latest interval, succeeded: a bootstrap full publish."""
+    api = airflow
+    with pg.connect(settings.OLTP_CONN_ID) as conn:
+        loaded = conn.execute("select to_regclass('public.transactions') is not null").fetchone()[0]
+    if not loaded:  # this module alone: load the sources the backfill module would have
+        data = generator.generate(SCALE)
+        generator.load_sources(data)
+        generator.write_landing(data)
+    ds = load_registry()[DATASET]
+    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
+        conn.execute(f"drop table if exists {ds.output.table}")  # the first run bootstraps: a full load
+    assert not api.runs(DAG_ID), "transactions_daily ran before this module: its first run must be the bootstrap"
+    api.patch(f"/api/v2/dags/{DAG_ID}?update_mask=is_paused", {"is_paused": False})
+    run = _wait(f"{DAG_ID}'s scheduled run", lambda: next(iter(api.runs(DAG_ID)), None), timeout=180)
+    tis = _wait(f"{DAG_ID} {run['dag_run_id']} to succeed", lambda: _finished(api, run["dag_run_id"], {}, set(TASKS)))
+    end = datetime.fromisoformat(run["data_interval_end"])
+    assert _wh("select mode from meta.publish_log where dag_run_id = %s", (run["dag_run_id"],)) == [("full",)]
+    return api, run, tis, end
+
+
+# cleared from the last task to the first: the batch of the full publish is gone for the first four
+STEPS = [(task, "full") for task in reversed(TASKS[1:])] + [("extract_to_raw", "incremental"), (None, "incremental")]
+
+
+def test_clearing_any_task_or_the_run_republishes_the_same_table(published_run):
+    api, run, tis, end = published_run
+    run_id = run["dag_run_id"]
+    ds = load_registry()[DATASET]
+    before = _checksum(ds, end)
+    start = datetime.fromisoformat(run["data_interval_start"])
+    batch = steps.staging_table(ds, DAG_ID, steps.Interval(start, end, run_id))
+    assert before[0] > 0 and before[0] == before[1], before
+    for task, mode in STEPS:
+        tries = {t: ti["try_number"] for t, ti in api.tasks(DAG_ID, run_id).items()}
+        if task is None:  # the whole run, as "Clear" on the run in the UI
+            cleared = set(TASKS)
+            api.post(f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/clear", {"dry_run": False, "only_failed": False})
+        else:
+            cleared = set(TASKS[TASKS.index(task):])
+            api.post(f"/api/v2/dags/{DAG_ID}/clearTaskInstances", {
+                "dry_run": False, "only_failed": False, "include_downstream": True, "reset_dag_runs": True,
+                "dag_run_id": run_id, "task_ids": [task]})
+        what = f"clearing {task or 'the whole run'}"
+        after = _wait(f"{DAG_ID} {run_id} to succeed after {what}",
+                      lambda c=cleared, t=tries: _finished(api, run_id, t, c))
+        ran = {t: after[t]["try_number"] - tries[t] for t in TASKS}
+        assert ran == {t: int(t in cleared) for t in TASKS}, (what, ran)  # the cleared tasks, once each
+        assert _checksum(ds, end) == before, what
+        assert _no_duplicate_keys(ds), what
+        log = _wh("select mode, rows_in_batch from meta.publish_log where dataset = %s and dag_run_id = %s",
+                  (DATASET, run_id))
+        assert len(log) == 1 and log[0][0] == mode, (what, log)
+        assert _wh("select to_regclass(%s)", (batch,)) == [(None,)], what  # consumed by the publish again
