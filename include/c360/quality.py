@@ -154,27 +154,52 @@ def verify(contract_path: Path, table: str | None = None, now: datetime | None =
 
 
 def record(ds_name: str, interval: Interval, results: list[CheckResult]) -> float | None:
-    """Replace this run's rows in quality.check_results and quality.dataset_scores (one transaction)."""
+    """Replace this run's rows in quality.check_results and quality.dataset_scores, and add them as one more
+    attempt of the run to quality.score_history and quality.check_history (one transaction).
+
+    The first two tables answer "what does this run say now" (a rerun replaces them); the history keeps
+    every attempt, so a blocked attempt stays visible after a rerun passes (the steward page's trend).
+    """
+    import json
+
     from c360.steps import sql_file
 
     s = score(results)
     counts = {o: sum(r.outcome == o for r in results) for o in ("passed", "warned", "failed", "not_evaluated")}
     key = {"dataset": ds_name, "run_id": interval.run_id}
     dag = {"dag_id": interval.dag_id or None}
+    rows = [{**key, **dag, "start": interval.start, "end": interval.end, "check": r.check_name,
+             "column": r.column_name, "outcome": r.outcome, "value": r.measured_value,
+             "threshold": r.threshold, "severity": r.severity} for r in results]
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
         conn.execute(sql_file("warehouse/bootstrap.sql"))
         conn.execute(sql_file("quality/delete_run.sql"), key)
         with conn.cursor() as cur:
-            cur.executemany(sql_file("quality/insert_check.sql"), [
-                {**key, **dag, "start": interval.start, "end": interval.end, "check": r.check_name,
-                 "column": r.column_name, "outcome": r.outcome, "value": r.measured_value,
-                 "threshold": r.threshold, "severity": r.severity}
-                for r in results
-            ])
+            cur.executemany(sql_file("quality/insert_check.sql"), rows)
         conn.execute(sql_file("quality/insert_score.sql"), {
             **key, **dag, "start": interval.start, "end": interval.end, "score": s, **counts,
         })
+        (attempt,) = conn.execute(sql_file("quality/insert_score_history.sql"), {
+            **key, **dag, "start": interval.start, "end": interval.end, "score": s, **counts,
+            "try_number": _try_number(),
+        }).fetchone()
+        with conn.cursor() as cur:
+            cur.executemany(sql_file("quality/insert_check_history.sql"), [
+                {**row, "attempt": attempt, "unit": getattr(r, "unit", None),
+                 "diagnostics": json.dumps(r.diagnostics) if r.diagnostics else None}
+                for row, r in zip(rows, results, strict=True)
+            ])
     return s
+
+
+def _try_number() -> int | None:
+    """The Airflow try of the running task (None outside a task, e.g. a test recording results)."""
+    try:
+        from airflow.sdk import get_current_context
+
+        return int(get_current_context()["ti"].try_number)
+    except (RuntimeError, KeyError, AttributeError, TypeError):  # no task is running in this process
+        return None
 
 
 def platform_checks(ds: Dataset, loaded: dict) -> list[CheckResult]:
