@@ -239,9 +239,29 @@ def gate(ds: Dataset, interval: Interval, table: str, context: dict | None = Non
     warned = [r for r in results if r.outcome == "warned"]
     for r in warned:
         log.warning("quality warning %s: %s measured %s (%s)", ds.name, r.check_name, r.measured_value, r.threshold)
+    log_blocking(ds.name, failed)
     if failed:
-        listing = "; ".join(f"{r.check_name}: measured {r.measured_value} ({r.threshold})" for r in failed)
-        raise QualityGateFailed(
-            f"{ds.name}: {len(failed)} blocking check(s) failed, the published table is left as it was: {listing}"
-        )
+        raise QualityGateFailed(gate_failure_message(ds.name, [(ds.name, r) for r in failed], ds.output.table,
+                                                     interval.run_id))
     return {"score": s, "passed": sum(r.outcome == "passed" for r in results), "warned": len(warned)}
+
+
+def gate_failure_message(name: str, failed: list[tuple[str, CheckResult]], unchanged: str, run_id: str) -> str:
+    """The message of a failed gate, in short lines: the Airflow log view shows an exception as one summary
+    line per message line, clipped at the panel's width. First what happened, then what was left as it was,
+    one line per blocking check (its threshold indented below), then where to look. Each blocking check is
+    also logged on its own line before the gate raises (:func:`log_blocking`)."""
+    n = len(failed)
+    lines = [f"{name}: {n} blocking check{'s' if n != 1 else ''} failed; not published", f"{unchanged} is left as it was."]
+    for where, r in failed:
+        lines.append(f"  - {'' if where == name else where + ': '}{r.check_name}: measured {r.measured_value}")
+        if r.threshold:
+            lines.append(f"      threshold: {r.threshold}")
+    lines += [f"Results: quality.check_results, dag_run_id '{run_id}'.",
+              "See the Data quality page, and README 'Runbook: quality gate failed'."]
+    return "\n".join(lines)
+
+
+def log_blocking(name: str, failed: list[CheckResult]) -> None:
+    for r in failed:
+        log.error("quality gate: %s blocked by %s, measured %s", name, r.check_name, r.measured_value)
