@@ -180,11 +180,12 @@ def check_outputs(d: Derived, interval: steps.Interval, loaded: dict[str, Any],
         results = quality.verify(o.contract_path, batch, interval.end)
         scores[o.name] = quality.record(o.name, interval, results)
         lineage.record(context, [lineage.checked_table(o.table, batch, results, loaded[o.name]["rows"])])
-        failures += [f"{o.name}: {r.check_name}: measured {r.measured} ({r.threshold})"
-                     for r in results if r.outcome == "failed"]
+        failed = [r for r in results if r.outcome == "failed"]
+        quality.log_blocking(o.name, failed)
+        failures += [(o.name, r) for r in failed]
     if failures:
-        raise quality.QualityGateFailed(
-            f"{d.name}: {len(failures)} blocking check(s) failed, nothing was published: {'; '.join(failures)}")
+        raise quality.QualityGateFailed(quality.gate_failure_message(
+            d.name, failures, f"every output ({', '.join(o.table for o in d.outputs)})", interval.run_id))
     return scores
 
 

@@ -243,27 +243,52 @@ def verify(contract_path: Path, table: str | None = None, now: datetime | None =
 
 
 def record(ds_name: str, interval: Interval, results: list[CheckResult]) -> float | None:
-    """Replace this run's rows in quality.check_results and quality.dataset_scores (one transaction)."""
+    """Replace this run's rows in quality.check_results and quality.dataset_scores, and add them as one more
+    attempt of the run to quality.score_history and quality.check_history (one transaction).
+
+    The first two tables answer "what does this run say now" (a rerun replaces them); the history keeps
+    every attempt, so a blocked attempt stays visible after a rerun passes (the steward page's trend).
+    """
+    import json
+
     from c360.steps import sql_file
 
     s = score(results)
     counts = {o: sum(r.outcome == o for r in results) for o in ("passed", "warned", "failed", "not_evaluated")}
     key = {"dataset": ds_name, "run_id": interval.run_id}
     dag = {"dag_id": interval.dag_id or None}
+    rows = [{**key, **dag, "start": interval.start, "end": interval.end, "check": r.check_name,
+             "column": r.column_name, "outcome": r.outcome, "value": r.measured_value,
+             "threshold": r.threshold, "severity": r.severity, "unit": r.unit} for r in results]
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
         conn.execute(sql_file("warehouse/bootstrap.sql"))
         conn.execute(sql_file("quality/delete_run.sql"), key)
         with conn.cursor() as cur:
-            cur.executemany(sql_file("quality/insert_check.sql"), [
-                {**key, **dag, "start": interval.start, "end": interval.end, "check": r.check_name,
-                 "column": r.column_name, "outcome": r.outcome, "value": r.measured_value,
-                 "threshold": r.threshold, "severity": r.severity, "unit": r.unit}
-                for r in results
-            ])
+            cur.executemany(sql_file("quality/insert_check.sql"), rows)
         conn.execute(sql_file("quality/insert_score.sql"), {
             **key, **dag, "start": interval.start, "end": interval.end, "score": s, **counts,
         })
+        (attempt,) = conn.execute(sql_file("quality/insert_score_history.sql"), {
+            **key, **dag, "start": interval.start, "end": interval.end, "score": s, **counts,
+            "try_number": _try_number(),
+        }).fetchone()
+        with conn.cursor() as cur:
+            cur.executemany(sql_file("quality/insert_check_history.sql"), [
+                {**row, "attempt": attempt, "unit": getattr(r, "unit", None),
+                 "diagnostics": json.dumps(r.diagnostics) if r.diagnostics else None}
+                for row, r in zip(rows, results, strict=True)
+            ])
     return s
+
+
+def _try_number() -> int | None:
+    """The Airflow try of the running task (None outside a task, e.g. a test recording results)."""
+    try:
+        from airflow.sdk import get_current_context
+
+        return int(get_current_context()["ti"].try_number)
+    except (RuntimeError, KeyError, AttributeError, TypeError):  # no task is running in this process
+        return None
 
 
 def platform_checks(ds: Dataset, loaded: dict) -> list[CheckResult]:
@@ -305,9 +330,29 @@ def gate(ds: Dataset, interval: Interval, table: str, context: dict | None = Non
     warned = [r for r in results if r.outcome == "warned"]
     for r in warned:
         log.warning("quality warning %s: %s measured %s (%s)", ds.name, r.check_name, r.measured, r.threshold)
+    log_blocking(ds.name, failed)
     if failed:
-        listing = "; ".join(f"{r.check_name}: measured {r.measured} ({r.threshold})" for r in failed)
-        raise QualityGateFailed(
-            f"{ds.name}: {len(failed)} blocking check(s) failed, the published table is left as it was: {listing}"
-        )
+        raise QualityGateFailed(gate_failure_message(ds.name, [(ds.name, r) for r in failed], ds.output.table,
+                                                     interval.run_id))
     return {"score": s, "passed": sum(r.outcome == "passed" for r in results), "warned": len(warned)}
+
+
+def gate_failure_message(name: str, failed: list[tuple[str, CheckResult]], unchanged: str, run_id: str) -> str:
+    """The message of a failed gate, in short lines: the Airflow log view shows an exception as one summary
+    line per message line, clipped at the panel's width. First what happened, then what was left as it was,
+    one line per blocking check (its threshold indented below), then where to look. Each blocking check is
+    also logged on its own line before the gate raises (:func:`log_blocking`)."""
+    n = len(failed)
+    lines = [f"{name}: {n} blocking check{'s' if n != 1 else ''} failed; not published", f"{unchanged} is left as it was."]
+    for where, r in failed:
+        lines.append(f"  - {'' if where == name else where + ': '}{r.check_name}: measured {r.measured}")
+        if r.threshold:
+            lines.append(f"      threshold: {r.threshold}")
+    lines += [f"Results: quality.check_results, dag_run_id '{run_id}'.",
+              "See the Data quality page, and README 'Runbook: quality gate failed'."]
+    return "\n".join(lines)
+
+
+def log_blocking(name: str, failed: list[CheckResult]) -> None:
+    for r in failed:
+        log.error("quality gate: %s blocked by %s, measured %s", name, r.check_name, r.measured)

@@ -1,28 +1,59 @@
 """The data steward's quality page: a FastAPI app mounted in the Airflow API server by
-``plugins/c360_steward.py`` (menu entry "Data quality" in the Airflow UI).
+``plugins/c360_steward.py`` (menu entry "Data quality" in the Airflow UI, an iframe).
 
-Routes (every one requires an authenticated Airflow user: a bearer token or the UI session cookie; 401
-otherwise):
+Pages (HTML, server-rendered; links between them navigate inside the iframe, and Airflow 3.3 mirrors the
+frame's path into the address bar, so every page can be bookmarked):
 
-* ``GET /c360-quality/``                              the page (server-rendered HTML, inline SVG trends)
-* ``GET /c360-quality/api/datasets``                  per dataset: latest score against its cadence, whether
-                                                      the latest expected run is missing, failing checks
-* ``GET /c360-quality/api/datasets/{name}/scores``    the score over time
+* ``GET /c360-quality/``                                  every dataset and output at a glance
+* ``GET /c360-quality/datasets/{name}``                   its state, score history (every attempt), runs, checks
+* ``GET /c360-quality/datasets/{name}/runs/{run_id}``     one run: its attempts, checks, publish, quarantine
+* ``GET /c360-quality/datasets/{name}/checks/{check}``    one check over time
+
+JSON: ``/api/datasets``, ``/api/datasets/{name}/scores``, ``/api/datasets/{name}/checks/{check}``; the
+schema at ``/openapi.json`` (Swagger UI ``/docs``, ReDoc ``/redoc``). Every route, those included, requires an
+authenticated Airflow user (a bearer token or the UI's session cookie): 401 otherwise.
+
+Where a dataset stands is read from ``quality.score_history`` (every attempt of every run: a rerun adds an
+attempt, so a blocked attempt stays in the history), ``meta.publish_log`` (what published), the lake's
+quarantine partitions (row counts from Parquet footers) and Airflow's metadata (runs, paused DAGs), and is
+one of :data:`STATES`.
 """
 
 from __future__ import annotations
 
-import html
+import json
+import logging
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from functools import cache
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from c360 import pg, settings
 
-URL_PREFIX = "/c360-quality"
+if TYPE_CHECKING:
+    from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+URL_PREFIX = "/c360-quality"  # where the API server mounts the app
+URL_ROUTE = "c360-quality"  # the UI's route of the menu entry: /plugin/c360-quality
+
+# What a steward sees first: where the latest interval the schedule expects stands.
+STATES = {
+    "published": "published",
+    "published_with_warnings": "published with warnings",
+    "blocked": "blocked: not published",
+    "not_published": "passed, not published",
+    "running": "running",
+    "failed_before_gate": "failed before the quality gate",
+    "nothing_ran": "nothing ran",
+}
+ATTENTION = {"blocked", "not_published", "failed_before_gate", "nothing_ran"}
 
 
-@dataclass
+@dataclass(frozen=True)
 class Entry:
     """One quality-scored dataset (a source dataset or a derived output) and the DAG that scores it."""
 
@@ -31,15 +62,20 @@ class Entry:
     dag_id: str
     schedule: str
     owner: str
+    table: str
+    contract_path: Path
+    product: str | None = None  # the derived product an output belongs to (it publishes all or none)
 
 
 def catalogue() -> list[Entry]:
     from c360.registry import load_registry
 
     registry = load_registry()
-    entries = [Entry(ds.name, "dataset", ds.dag_id, ds.cadence.schedule, ds.owner) for ds in registry.active()]
+    entries = [Entry(ds.name, "dataset", ds.dag_id, ds.cadence.schedule, ds.owner, ds.output.table,
+                     ds.contract_path) for ds in registry.active()]
     for d in registry.derived.values():
-        entries += [Entry(o.name, "output", d.dag_id, d.cadence.schedule, d.owner) for o in d.outputs]
+        entries += [Entry(o.name, "output", d.dag_id, d.cadence.schedule, d.owner, o.table, o.contract_path, d.name)
+                    for o in d.outputs]
     return entries
 
 
@@ -49,8 +85,208 @@ def expected_interval_end(schedule: str, now: datetime) -> datetime:
 
     naive = now.astimezone(UTC).replace(tzinfo=None)
     if croniter.match(schedule, naive):
-        return naive.replace(tzinfo=UTC)
+        return naive.replace(second=0, microsecond=0, tzinfo=UTC)
     return croniter(schedule, naive).get_prev(datetime).replace(tzinfo=UTC)
+
+
+def interval_ends(schedule: str, last: datetime, n: int) -> list[datetime]:
+    """The ``n`` interval ends of ``schedule`` up to ``last`` (a tick), oldest first."""
+    from croniter import croniter
+
+    it = croniter(schedule, last.astimezone(UTC).replace(tzinfo=None))
+    ends = [last]
+    while len(ends) < n:
+        ends.append(it.get_prev(datetime).replace(tzinfo=UTC))
+    return ends[::-1]
+
+
+def _sql(name: str) -> str:
+    return (settings.SQL_DIR / "steward" / name).read_text()
+
+
+def _has_history(conn) -> bool:
+    return conn.execute("select to_regclass('quality.score_history') is not null").fetchone()[0]
+
+
+def when(value: datetime | str | None) -> str:
+    """A timestamp for people: ``2026-11-21 00:00 UTC``."""
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+# ---- Airflow's view: paused DAGs, the runs that exist -------------------------------------------------------
+
+
+@dataclass
+class AirflowRun:
+    run_id: str
+    state: str
+    triggered_by: str | None
+    run_type: str | None
+    interval_end: str | None
+    start_date: str | None
+    end_date: str | None
+    failed_tasks: list[str] = field(default_factory=list)
+
+
+@dataclass
+class AirflowDag:
+    known: bool
+    paused: bool | None = None
+    expected_run: AirflowRun | None = None  # the run of the latest expected interval, if one exists
+    latest_run: AirflowRun | None = None  # the run with the latest data interval
+    runs: dict[str, AirflowRun] = field(default_factory=dict)  # the runs asked about, by run id
+
+
+def airflow_dags(expected: dict[str, datetime], run_ids: dict[str, set[str]]) -> dict[str, AirflowDag]:
+    """What Airflow's metadata says about each DAG: paused or not, the run of its expected interval (if
+    any), its latest run, and the runs named in ``run_ids`` (the page runs inside the API server)."""
+    from airflow.models import DagModel, DagRun, TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    def info(session, run: DagRun | None) -> AirflowRun | None:
+        if run is None:
+            return None
+        failed = []
+        if str(run.state) == "failed":
+            failed = list(session.scalars(select(TaskInstance.task_id).where(
+                TaskInstance.dag_id == run.dag_id, TaskInstance.run_id == run.run_id,
+                TaskInstance.state.in_(["failed", "upstream_failed"])).order_by(TaskInstance.start_date)))
+        iso = lambda d: d.isoformat() if d else None  # noqa: E731
+        return AirflowRun(run.run_id, str(run.state), getattr(run.triggered_by, "value", run.triggered_by),
+                          getattr(run.run_type, "value", run.run_type), iso(run.data_interval_end),
+                          iso(run.start_date), iso(run.end_date), failed)
+
+    out = {}
+    with create_session() as session:
+        paused = dict(session.execute(select(DagModel.dag_id, DagModel.is_paused).where(
+            DagModel.dag_id.in_(list(expected)))).all())
+        for dag_id, end in expected.items():
+            if dag_id not in paused:
+                out[dag_id] = AirflowDag(known=False)
+                continue
+            runs = select(DagRun).where(DagRun.dag_id == dag_id)
+            exp = session.scalars(runs.where(DagRun.data_interval_end == end)
+                                  .order_by(DagRun.run_after.desc()).limit(1)).first()
+            latest = session.scalars(runs.order_by(DagRun.data_interval_end.desc().nulls_last(),
+                                                   DagRun.run_after.desc()).limit(1)).first()
+            named = session.scalars(runs.where(DagRun.run_id.in_(sorted(run_ids.get(dag_id, ()))))).all()
+            out[dag_id] = AirflowDag(True, bool(paused[dag_id]), info(session, exp), info(session, latest),
+                                     {r.run_id: info(session, r) for r in named})
+    return out
+
+
+# ---- where a dataset stands ---------------------------------------------------------------------------------
+
+
+def attempt_outcome(attempt: dict[str, Any], next_scored_at: datetime | None = None) -> str:
+    """blocked (a check failed), published (the run's publish came after this attempt and before the next),
+    or not_published."""
+    if attempt["checks_failed"]:
+        return "blocked"
+    published = attempt.get("published_at")
+    if published and published >= attempt["scored_at"] and (next_scored_at is None or published < next_scored_at):
+        return "published"
+    return "not_published"
+
+
+def _with_outcomes(attempts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each attempt with its ``outcome`` (:func:`attempt_outcome`), judged against the run's next attempt."""
+    by_run: dict[str, list[dict[str, Any]]] = {}
+    for a in attempts:
+        by_run.setdefault(a["dag_run_id"], []).append(a)
+    for run in by_run.values():
+        run.sort(key=lambda a: a["attempt"])
+        for a, nxt in zip(run, run[1:] + [None], strict=True):
+            a["outcome"] = attempt_outcome(a, nxt["scored_at"] if nxt else None)
+            a["latest_attempt"] = nxt is None
+    return attempts
+
+
+def classify(e: Entry, expected_end: datetime, latest: dict[str, Any] | None, last_good: dict[str, Any] | None,
+             af: AirflowDag | None, blockers: list[str], now: datetime) -> tuple[str, str]:
+    """The state of ``e``'s latest expected interval (one of :data:`STATES`) and why, in a sentence or two.
+
+    ``latest`` is the latest scored run at its latest attempt (with ``outcome``), ``last_good`` the latest
+    published run, ``af`` Airflow's view of the DAG, ``blockers`` the other outputs that failed in the same
+    run (a derived product publishes all or none).
+    """
+    good = (f" {e.table} still holds the last good run's data: score {_score(last_good.get('score'))} for the "
+            f"interval ending {when(last_good['interval_end'])}, published {when(last_good['published_at'])}."
+            if last_good else f" Nothing of {e.name} has been published yet.")
+    if latest and latest["interval_end"] >= expected_end:
+        end, attempt = when(latest["interval_end"]), latest["attempt"]
+        again = f" (attempt {attempt})" if attempt > 1 else ""
+        if latest["outcome"] == "blocked":
+            n = latest["checks_failed"]
+            return "blocked", (f"The run for the interval ending {end}{again} failed {n} blocking "
+                               f"check{'s' if n != 1 else ''}: {e.table} was not published." + good)
+        if latest["outcome"] == "published":
+            warned = latest["checks_warned"]
+            text = (f"Published {when(latest['published_at'])}: {latest.get('rows_published') or 0:,} rows for the "
+                    f"interval ending {end}{again}.")
+            if warned:
+                return "published_with_warnings", text + (
+                    f" {warned} check{'s' if warned != 1 else ''} warned (recorded and published, not blocking).")
+            return "published", text
+        run = (af.runs.get(latest["dag_run_id"]) if af else None)
+        if blockers:
+            why = (f"{', '.join(blockers)} failed a blocking check in the same run, and {e.product} publishes "
+                   f"all of its outputs or none.")
+        elif run and run.state == "failed":
+            why = f"the DAG run failed after the gate ({', '.join(run.failed_tasks) or 'see its tasks'})."
+        elif run and run.state in ("running", "queued"):
+            why = "the run is still going (the publish comes after the gate)."
+        else:
+            why = "no publish is logged for this run (meta.publish_log)."
+        return "not_published", f"The run for the interval ending {end}{again} passed the gate but did not publish: " \
+                                f"{why}" + good
+    exp = when(expected_end)
+    if af is not None and not af.known:
+        return "nothing_ran", (f"Nothing ran for the interval ending {exp}: Airflow does not know {e.dag_id} "
+                               f"(not parsed yet, or an import error: see Dags in the UI).")
+    if af and af.expected_run:
+        run = af.expected_run
+        if run.state in ("running", "queued"):
+            return "running", f"The run for the interval ending {exp} ({run.run_id}) is {run.state}."
+        if run.state == "failed":
+            tasks = ", ".join(run.failed_tasks) or "see its tasks"
+            return "failed_before_gate", (f"The run for the interval ending {exp} ({run.run_id}) failed before "
+                                          f"the quality gate recorded anything (failed: {tasks})." + good)
+        return "nothing_ran", (f"The run for the interval ending {exp} ({run.run_id}) is {run.state} but recorded "
+                               f"no quality result (did any task run?).")
+    text = f"Nothing ran for the interval ending {exp}"
+    if af and af.paused:
+        text += f": {e.dag_id} is paused, so the scheduler starts no runs."
+    elif af and now - expected_end < timedelta(minutes=15):
+        return "nothing_ran", f"Due: the interval ending {exp} has just ended; the scheduler starts its run shortly."
+    elif af:
+        text += (f" although {e.dag_id} is active: is the scheduler running? (Catchup is off: a missed interval "
+                 f"is not run by itself.)")
+    else:
+        text += "."
+    prior = af.latest_run if af else None
+    if prior:
+        text += f" Its latest run ({prior.run_id}) covered the interval ending {when(prior.interval_end)}"
+        if prior.triggered_by == "test":
+            text += (f" and was started by dag.test(), not the scheduler: make demo runs each DAG once, for its "
+                     f"latest interval before {when(_demo_instant())}")
+        text += "."
+    elif not latest:
+        text += " It has never run."
+    return "nothing_ran", text + " Unpause the DAG, or trigger or backfill the interval in Airflow."
+
+
+def _demo_instant() -> datetime:
+    return datetime.fromisoformat(settings.DEMO_DATE).replace(tzinfo=UTC) + timedelta(days=1)
+
+
+def _score(value: Any) -> str:
+    return "—" if value is None else f"{float(value):.2f}"
 
 
 @dataclass
@@ -61,139 +297,390 @@ class Status:
     owner: str
     cadence: str
     schedule: str
+    table: str
     expected_interval_end: str
-    latest: dict[str, Any] | None
-    missing_latest_run: bool
+    state: str  # one of STATES
+    state_label: str
+    explanation: str
+    latest: dict[str, Any] | None  # the latest scored run, at its latest attempt
+    last_good: dict[str, Any] | None  # the latest published run
+    missing_latest_run: bool  # no score for the latest expected interval
     failing_checks: list[dict[str, Any]] = field(default_factory=list)
-    run_url: str | None = None
+    quarantined_rows: int | None = None  # in the latest scored run's interval (datasets; None: no partition)
+    run_url: str | None = None  # the latest run in the Airflow UI (relative to its base URL)
+    page_url: str | None = None  # this dataset's page (relative to the app)
 
 
-def _sql(name: str) -> str:
-    return (settings.SQL_DIR / "steward" / name).read_text()
-
-
-def statuses(now: datetime | None = None) -> list[Status]:
-    from c360.registry import cadence_label
-
-    now = now or datetime.now(UTC)
-    out = []
-    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        has_tables = conn.execute("select to_regclass('quality.dataset_scores') is not null").fetchone()[0]
-        latest = {r[0]: r for r in conn.execute(_sql("latest_scores.sql")).fetchall()} if has_tables else {}
-        for e in catalogue():
-            row = latest.get(e.name)
-            expected = expected_interval_end(e.schedule, now)
-            info, failing, url = None, [], None
-            if row:
-                _, score, start, end, run_id, dag_id, passed, warned, failed, not_eval, scored_at = row
-                info = {"score": float(score) if score is not None else None, "interval_start": start.isoformat(),
-                        "interval_end": end.isoformat(), "dag_run_id": run_id, "dag_id": dag_id or e.dag_id,
-                        "checks_passed": passed, "checks_warned": warned, "checks_failed": failed,
-                        "checks_not_evaluated": not_eval, "scored_at": scored_at.isoformat()}
-                failing = [
-                    {"check": c, "column": col, "outcome": o, "measured": v, "expected": th, "severity": sev}
-                    for c, col, o, v, th, sev in conn.execute(_sql("failing_checks.sql"), (e.name, run_id))
-                ]
-                url = f"dags/{info['dag_id']}/runs/{run_id}"
-            out.append(Status(
-                name=e.name, kind=e.kind, dag_id=e.dag_id, owner=e.owner, cadence=cadence_label(e.schedule),
-                schedule=e.schedule, expected_interval_end=expected.isoformat(), latest=info,
-                missing_latest_run=row is None or row[3] < expected, failing_checks=failing, run_url=url))
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in row.items():
+        if isinstance(v, datetime):
+            v = v.isoformat()
+        elif isinstance(v, Decimal):
+            v = float(v)
+        out[k] = v
     return out
 
 
-def score_history(name: str, limit: int = 500) -> list[dict[str, Any]]:
+ATTEMPT_COLUMNS = ["interval_start", "interval_end", "dag_run_id", "dag_id", "attempt", "try_number", "score",
+                   "checks_passed", "checks_warned", "checks_failed", "checks_not_evaluated", "scored_at",
+                   "published_at", "rows_published"]
+
+
+def statuses(now: datetime | None = None, airflow=airflow_dags, entries: list[Entry] | None = None) -> list[Status]:
+    """Every catalogue entry's state. ``airflow`` is :func:`airflow_dags` (a stand-in in unit tests)."""
+    now = now or datetime.now(UTC)
+    entries = entries if entries is not None else catalogue()
+    latest, good, problems, blocked_runs = {}, {}, {}, {}
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        if not conn.execute("select to_regclass('quality.dataset_scores') is not null").fetchone()[0]:
+        if _has_history(conn):
+            for row in conn.execute(_sql("latest_runs.sql")).fetchall():
+                latest[row[0]] = dict(zip(ATTEMPT_COLUMNS, row[1:], strict=True))
+            for ds, start, end, run, published, rows, score, attempt in conn.execute(_sql("last_good.sql")):
+                good[ds] = {"interval_start": start, "interval_end": end, "dag_run_id": run, "published_at": published,
+                            "rows_published": rows, "score": float(score) if score is not None else None,
+                            "attempt": attempt}
+            keys = [(ds, a["dag_run_id"], a["attempt"]) for ds, a in latest.items()]
+            for ds, check, column, outcome, value, threshold, severity, unit, diag in conn.execute(
+                    _sql("latest_problems.sql"), {"datasets": [k[0] for k in keys], "runs": [k[1] for k in keys],
+                                                  "attempts": [k[2] for k in keys]}):
+                problems.setdefault(ds, []).append(
+                    {"check": check, "column": column, "outcome": outcome, "measured": value, "unit": unit,
+                     "expected": threshold, "severity": severity, "diagnostics": diag or {}})
+            runs = [a["dag_run_id"] for a in latest.values()]
+            for run, dag_id, ds in conn.execute(_sql("run_blockers.sql"), {"runs": runs}):
+                blocked_runs.setdefault((dag_id, run), []).append(ds)
+            for a in latest.values():  # the run's publish against this attempt (no later attempt exists)
+                a["outcome"] = attempt_outcome(a)
+    expected = {e.name: expected_interval_end(e.schedule, now) for e in entries}
+    dag_expected = {e.dag_id: expected[e.name] for e in entries}
+    run_ids: dict[str, set[str]] = {}
+    for e in entries:
+        if e.name in latest:
+            run_ids.setdefault(e.dag_id, set()).add(latest[e.name]["dag_run_id"])
+    af = airflow(dag_expected, run_ids) if airflow else {}
+    out = []
+    for e in entries:
+        lt, lg = latest.get(e.name), good.get(e.name)
+        blockers = ([d for d in blocked_runs.get((lt["dag_id"], lt["dag_run_id"]), []) if d != e.name]
+                    if lt and e.kind == "output" else [])
+        state, why = classify(e, expected[e.name], lt, lg, af.get(e.dag_id), blockers, now)
+        docs = contract_docs(e.contract_path)
+        failing = [{**p, "thresholds": docs[p["check"]].thresholds if p["check"] in docs else None}
+                   for p in problems.get(e.name, [])]
+        out.append(Status(
+            name=e.name, kind=e.kind, dag_id=e.dag_id, owner=e.owner, cadence=_cadence(e.schedule),
+            schedule=e.schedule, table=e.table, expected_interval_end=expected[e.name].isoformat(), state=state,
+            state_label=STATES[state], explanation=why, latest=_jsonable(lt) if lt else None,
+            last_good=_jsonable(lg) if lg else None,
+            missing_latest_run=lt is None or lt["interval_end"] < expected[e.name], failing_checks=failing,
+            quarantined_rows=quarantined_rows(e.name, lt["interval_start"]) if lt and e.kind == "dataset" else None,
+            run_url=airflow_run_route(lt["dag_id"] or e.dag_id, lt["dag_run_id"]) if lt else None,
+            page_url=f"datasets/{quote(e.name, safe='')}"))
+    return out
+
+
+def _cadence(schedule: str) -> str:
+    from c360.registry import cadence_label
+
+    return cadence_label(schedule).replace("_", " ")
+
+
+def airflow_run_route(dag_id: str, run_id: str, task_id: str | None = None, try_number: int | None = None) -> str:
+    """A path in the Airflow UI (relative to its base URL): the DAG run, or one task's log of one try."""
+    route = f"dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
+    if task_id:
+        route += f"/tasks/{quote(task_id, safe='')}" + (f"?try_number={try_number}" if try_number else "")
+    return route
+
+
+@cache
+def _contract_docs(path: str, mtime: float, readme_mtime: float) -> dict[str, Any]:
+    from pathlib import Path
+
+    from c360 import checkdocs
+
+    meanings = checkdocs.readme_meanings(settings.PROJECT_DIR / "quality" / "README.md")
+    return {c.name: c for c in checkdocs.contract_checks(Path(path), meanings)}
+
+
+def contract_docs(contract_path: Path) -> dict[str, Any]:
+    """The contract's checks by name (:class:`c360.checkdocs.ContractCheck`), re-read when a file changes."""
+    readme = settings.PROJECT_DIR / "quality" / "README.md"
+    return _contract_docs(str(contract_path), contract_path.stat().st_mtime, readme.stat().st_mtime)
+
+
+# ---- history ------------------------------------------------------------------------------------------------
+
+
+def attempts(name: str, since: datetime | None = None, limit: int = 2000, run_id: str | None = None
+             ) -> list[dict[str, Any]]:
+    """Every recorded attempt of ``name``'s runs (or of one run), newest first, each with its ``outcome``."""
+    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
+        if not _has_history(conn):
             return []
-        rows = conn.execute(_sql("score_history.sql"), (name, limit)).fetchall()
-    return [{"interval_end": end.isoformat(), "score": float(s) if s is not None else None, "dag_run_id": run}
-            for end, s, run in rows]
+        rows = conn.execute(_sql("attempts.sql"), {
+            "dataset": name, "limit": limit, "run_id": run_id,
+            "since": since or datetime(1900, 1, 1, tzinfo=UTC)}).fetchall()
+    out = [dict(zip(ATTEMPT_COLUMNS, r, strict=True)) for r in rows]
+    for a in out:
+        a["score"] = float(a["score"]) if a["score"] is not None else None
+    return _with_outcomes(out)
 
 
-# ---- HTML ------------------------------------------------------------------------------------------------
+def score_history(name: str, limit: int = 2000) -> list[dict[str, Any]]:
+    """The score of every attempt, oldest first (JSON)."""
+    return [_jsonable(a) for a in reversed(attempts(name, limit=limit))]
 
 
-def _sparkline(points: list[dict[str, Any]], width: int = 180, height: int = 36) -> str:
-    values = [p["score"] for p in points if p["score"] is not None]
-    if not values:
-        return '<span class="muted">no scores yet</span>'
-    n = len(values)
-    xs = [width / 2] if n == 1 else [i * (width - 4) / (n - 1) + 2 for i in range(n)]
-    coords = " ".join(f"{x:.1f},{height - 2 - v / 100 * (height - 4):.1f}" for x, v in zip(xs, values, strict=True))
-    label = f"score trend: {n} runs, from {values[0]:g} to {values[-1]:g}"
-    return (f'<svg class="trend" width="{width}" height="{height}" role="img" aria-label="{label}">'
-            f'<title>{label}</title><polyline fill="none" stroke="#017cee" stroke-width="2" points="{coords}"/>'
-            + "".join(f'<circle cx="{x:.1f}" cy="{height - 2 - v / 100 * (height - 4):.1f}" r="2" fill="#017cee"/>'
-                      for x, v in zip(xs, values, strict=True)) + "</svg>")
+@dataclass
+class Slot:
+    """One interval of a trend: its runs' attempts (oldest first), or none (a gap: nothing was scored)."""
+
+    end: datetime
+    attempts: list[dict[str, Any]]
+    expected: bool = True  # an interval the schedule has (a run of another interval is added as unexpected)
+    skipped: int = 0  # a break: this many intervals without a run, drawn as one gap
 
 
-def _num(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+def trend_slots(schedule: str, expected_end: datetime, history: list[dict[str, Any]], n: int,
+                key: str = "interval_end") -> list[Slot]:
+    """The last ``n`` intervals of ``schedule`` up to ``expected_end`` with their attempts; an interval without
+    any is a gap. When the latest run is older than the window's last third, the window ends at the latest
+    run instead and one break stands for the intervals missing since (so a paused DAG's history stays in
+    view)."""
+    ends = interval_ends(schedule, expected_end, n)
+    by_end: dict[datetime, list[dict[str, Any]]] = {}
+    for a in history:
+        by_end.setdefault(a[key], []).append(a)
+    skipped = 0
+    if by_end:
+        newest = max(by_end)
+        if newest < ends[len(ends) * 2 // 3]:
+            from croniter import croniter
+
+            it, skipped = croniter(schedule, newest.astimezone(UTC).replace(tzinfo=None)), 0
+            while it.get_next(datetime).replace(tzinfo=UTC) <= expected_end:
+                skipped += 1
+            ends = interval_ends(schedule, expected_end_for(schedule, newest), n - 1)
+    slots = {end: Slot(end, []) for end in ends}
+    for end, items in by_end.items():
+        if end < ends[0]:
+            continue
+        slot = slots.setdefault(end, Slot(end, [], expected=False))
+        slot.attempts = sorted(items, key=lambda a: (a["scored_at"], a.get("attempt", 0)))
+    out = [slots[k] for k in sorted(slots)]
+    if skipped:
+        out.append(Slot(expected_end, [], skipped=skipped))
+    return out
 
 
-def render_page(now: datetime | None = None) -> str:
-    e = html.escape
-    rows = []
-    for s in statuses(now):
-        latest = s.latest
-        score = "—" if not latest or latest["score"] is None else f"{latest['score']:.2f}"
-        status = ('<span class="bad">latest expected run missing</span>' if s.missing_latest_run
-                  else '<span class="good">on schedule</span>')
-        interval = (f"{latest['interval_start'][:16]} → {latest['interval_end'][:16]}" if latest else "never scored")
-        checks = "".join(
-            f"<li class=\"{e(c['outcome'])}\"><b>{e(c['check'])}</b> ({e(c['outcome'])}, {e(c['severity'])}): "
-            f"measured {e(_num(c['measured']))}, expected {e(str(c['expected']))}</li>"
-            for c in s.failing_checks) or "<li class=\"muted\">none</li>"
-        run = (f'<a href="../{e(s.run_url)}" target="_top">{e(latest["dag_run_id"])}</a>' if s.run_url else "—")
-        rows.append(
-            f'<tr data-dataset="{e(s.name)}"><td><b>{e(s.name)}</b><br><span class="muted">{e(s.kind)}, '
-            f'{e(s.owner)}</span></td><td>{e(s.dag_id)}<br><span class="muted">{e(s.cadence)} '
-            f'<code>{e(s.schedule)}</code></span></td><td class="score">{score}</td><td>{e(interval)}<br>{status}'
-            f'<br><span class="muted">expected up to {e(s.expected_interval_end[:16])}</span></td>'
-            f'<td>{_sparkline(score_history(s.name))}</td><td><ul>{checks}</ul></td><td>{run}</td></tr>')
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>c360 data quality</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 1.5rem; color: #1d2129; }}
-table {{ border-collapse: collapse; width: 100%; }}
-th, td {{ border-bottom: 1px solid #dde; padding: .5rem; vertical-align: top; text-align: left; }}
-td.score {{ font-size: 1.4rem; font-weight: 600; }}
-.muted {{ color: #6b7280; font-size: .85rem; }} .bad {{ color: #b42318; }} .good {{ color: #067647; }}
-li.failed {{ color: #b42318; }} li.warned {{ color: #b54708; }} ul {{ margin: 0; padding-left: 1.1rem; }}
-</style></head><body>
-<h1>Data quality</h1>
-<p class="muted">Score = 100 × passed / evaluated checks of the latest run (quality/README.md). A run is
-missing when no score exists for the latest interval the cadence expects. JSON:
-<a href="api/datasets">api/datasets</a>.</p>
-<table><thead><tr><th>dataset</th><th>DAG, cadence</th><th>latest score</th><th>interval</th><th>trend</th>
-<th>failing checks (measured vs expected)</th><th>run</th></tr></thead><tbody>
-{''.join(rows)}
-</tbody></table></body></html>"""
+def expected_end_for(schedule: str, at: datetime) -> datetime:
+    """The interval end of ``schedule`` at or before ``at``."""
+    return expected_interval_end(schedule, at)
+
+
+def check_history(name: str, check: str, limit: int = 500) -> list[dict[str, Any]]:
+    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
+        if not _has_history(conn):
+            return []
+        rows = conn.execute(_sql("check_history.sql"), {"dataset": name, "check": check, "limit": limit}).fetchall()
+    cols = ["interval_start", "interval_end", "dag_run_id", "dag_id", "attempt", "outcome", "measured_value",
+            "threshold", "severity", "unit", "diagnostics", "checked_at", "published_at"]
+    return [dict(zip(cols, r, strict=True)) for r in rows]
+
+
+def run_checks(name: str, run_id: str) -> dict[int, list[dict[str, Any]]]:
+    """The checks of every attempt of one run, by attempt (latest first)."""
+    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
+        if not _has_history(conn):
+            return {}
+        rows = conn.execute(_sql("run_checks.sql"), {"dataset": name, "run_id": run_id}).fetchall()
+    out: dict[int, list[dict[str, Any]]] = {}
+    cols = ["attempt", "check_name", "column_name", "outcome", "measured_value", "threshold", "severity",
+            "diagnostics", "unit", "checked_at"]
+    for r in rows:
+        row = dict(zip(cols, r, strict=True))
+        out.setdefault(row["attempt"], []).append(row)
+    return out
+
+
+# ---- the lake: quarantined rows -------------------------------------------------------------------------------
+
+
+def _quarantine_files(dataset: str, start: datetime):
+    """(filesystem, files) of a quarantine partition, or None when it does not exist."""
+    from c360 import lake
+
+    uri = lake.uri("quarantine", dataset, start)
+    if lake.is_local(uri):  # no ObjectStoragePath: that would set the API server's umask (lake.owner_only)
+        folder = lake.local_path(uri)
+        if not folder.is_dir():
+            return None
+        return None, sorted(str(f) for f in folder.rglob("*.parquet"))
+    from pyarrow.fs import FSSpecHandler, PyFileSystem
+
+    p = lake.path(uri)
+    if not p.exists():
+        return None
+    return PyFileSystem(FSSpecHandler(p.fs)), sorted(str(f.path) for f in p.rglob("*.parquet"))
+
+
+def quarantined_rows(dataset: str, start: datetime) -> int | None:
+    """Rows quarantined in one interval's partition, from the Parquet footers (nothing else is read);
+    None when the partition does not exist (the stage step did not run, or an output)."""
+    import pyarrow.parquet as pq
+
+    found = _quarantine_files(dataset, start)
+    if found is None:
+        return None
+    fs, files = found
+    return sum(pq.ParquetFile(f if fs is None else fs.open_input_file(f)).metadata.num_rows for f in files)
+
+
+def quarantine_reasons(dataset: str, start: datetime) -> dict[str, int] | None:
+    """Quarantined rows of one interval by reason (reads the reason column only)."""
+    import pyarrow.parquet as pq
+
+    found = _quarantine_files(dataset, start)
+    if found is None:
+        return None
+    fs, files = found
+    counts: dict[str, int] = {}
+    for f in files:
+        table = pq.read_table(f, columns=["_reject_reason"], filesystem=fs)
+        for row in table.group_by("_reject_reason").aggregate([("_reject_reason", "count")]).to_pylist():
+            counts[row["_reject_reason"]] = counts.get(row["_reject_reason"], 0) + row["_reject_reason_count"]
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def batch_table(e: Entry, dag_id: str, interval_start: datetime, interval_end: datetime) -> str | None:
+    """The run's batch table if it is still in ``staging`` (kept after a blocked gate for inspection)."""
+    from c360 import outputs, steps
+    from c360.registry import load_registry
+
+    registry = load_registry()
+    if e.kind == "dataset":
+        name = steps.staging_table(registry[e.name], dag_id, steps.Interval(interval_start, interval_end, ""))
+    else:
+        name = outputs.batch_table(registry.derived[e.product], e.name, interval_end)
+    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
+        return name if conn.execute("select to_regclass(%s) is not null", (name,)).fetchone()[0] else None
+
+
+def failing_rows(diagnostics: dict[str, Any] | None) -> str | None:
+    """What Soda counted as failing rows, in words: ``25 of 1,000 rows (missing_count)``."""
+    if not diagnostics:
+        return None
+    for key in ("failed_rows_count", "missing_count", "invalid_count", "duplicate_count"):
+        if isinstance(diagnostics.get(key), int | float):
+            tested = diagnostics.get("check_rows_tested") or diagnostics.get("dataset_rows_tested")
+            n = int(diagnostics[key])
+            return f"{n:,} of {int(tested):,} rows ({key})" if tested else f"{n:,} rows ({key})"
+    return None
+
+
+def dump(value: Any) -> Any:
+    """JSON for the API: dataclasses and datetimes included."""
+    return json.loads(json.dumps(value, default=lambda v: asdict(v) if hasattr(v, "__dataclass_fields__")
+                                 else v.isoformat() if isinstance(v, datetime) else str(v)))
+
+
+# ---- pages --------------------------------------------------------------------------------------------------
+
+OVERVIEW_SLOTS, DATASET_SLOTS = 24, 60
+RANK = {"blocked": 0, "failed_before_gate": 1, "not_published": 2, "nothing_ran": 3, "running": 4,
+        "published_with_warnings": 5, "published": 6}
+# a check's outcome drawn like an attempt's: failed red, warned amber, passed blue
+CHECK_MARKS = {"failed": "blocked", "warned": "not_published", "passed": "published"}
+
+
+def entry_named(name: str) -> Entry | None:
+    return next((e for e in catalogue() if e.name == name), None)
+
+
+def overview_page(root: str, airflow_base: str, now: datetime | None = None) -> str:
+    from c360 import steward_html
+
+    now = now or datetime.now(UTC)
+    entries = catalogue()
+    found = sorted(statuses(now, entries=entries), key=lambda s: (RANK[s.state], s.name))
+    by_name = {e.name: e for e in entries}
+    trends = {}
+    for s in found:
+        e = by_name[s.name]
+        slots = trend_slots(e.schedule, expected_interval_end(e.schedule, now), attempts(s.name, limit=200),
+                            OVERVIEW_SLOTS)
+        trends[s.name] = steward_html.trend_svg(slots)
+    counts = [(state, n) for state in RANK if (n := sum(s.state == state for s in found))]
+    return steward_html.render(
+        "overview.html", root=root, airflow_base=airflow_base, now=now, statuses=found, trends=trends,
+        counts=sorted(counts, key=lambda c: RANK[c[0]]), rank=RANK, attention_states=ATTENTION,
+        attention=sum(s.state in ATTENTION for s in found))
+
+
+def dataset_page(e: Entry, root: str, airflow_base: str, now: datetime | None = None) -> str:
+    from c360 import steward_html
+
+    now = now or datetime.now(UTC)
+    (s,) = statuses(now, entries=[e])
+    history = attempts(e.name, limit=1000)
+    slots = trend_slots(e.schedule, expected_interval_end(e.schedule, now), history, DATASET_SLOTS)
+    docs = contract_docs(e.contract_path)
+    latest_outcomes, platform, platform_thresholds = {}, [], {}
+    if s.latest:
+        runs = run_checks(e.name, s.latest["dag_run_id"])
+        for c in runs.get(max(runs), []) if runs else []:
+            latest_outcomes[c["check_name"]] = c["outcome"]
+            if c["check_name"] not in docs:
+                platform.append((c["check_name"], c["outcome"]))
+                platform_thresholds[c["check_name"]] = c["threshold"] or ""
+    return steward_html.render(
+        "dataset.html", root=root, airflow_base=airflow_base, s=s, attempts=history[:200],
+        trend=steward_html.trend_svg(slots, width=900, height=200, labels=6), window=len(slots),
+        checks=list(docs.values()), latest_outcomes=latest_outcomes, platform_checks=platform,
+        platform_thresholds=platform_thresholds, contract=e.contract_path.relative_to(settings.PROJECT_DIR),
+        run_route=airflow_run_route)
+
+
+def run_page(e: Entry, run_id: str, root: str, airflow_base: str) -> str:
+    from c360 import lake, steward_html
+
+    runs = sorted(attempts(e.name, run_id=run_id), key=lambda a: -a["attempt"])
+    reasons = batch = key = None
+    if runs:
+        latest = runs[0]
+        key = lake.interval_key(latest["interval_start"])
+        if e.kind == "dataset":
+            reasons = quarantine_reasons(e.name, latest["interval_start"])
+        if latest["outcome"] == "blocked":
+            batch = batch_table(e, latest["dag_id"] or e.dag_id, latest["interval_start"], latest["interval_end"])
+    (s,) = statuses(entries=[e], airflow=None)
+    return steward_html.render(
+        "run.html", root=root, airflow_base=airflow_base, s=s, run_id=run_id, attempts=runs,
+        checks=run_checks(e.name, run_id), docs=contract_docs(e.contract_path), reasons=reasons, batch=batch,
+        interval_key=key, run_route=airflow_run_route)
+
+
+def check_page(e: Entry, check: str, root: str, airflow_base: str, now: datetime | None = None) -> str:
+    from c360 import steward_html
+
+    now = now or datetime.now(UTC)
+    history = check_history(e.name, check)
+    rows = [{**h, "value": h["measured_value"], "outcome": h["outcome"], "mark": CHECK_MARKS.get(h["outcome"]),
+             "scored_at": h["checked_at"]} for h in history]
+    slots = trend_slots(e.schedule, expected_interval_end(e.schedule, now), rows, DATASET_SLOTS)
+    unit = next((h["unit"] for h in history if h["unit"]), None)
+    (s,) = statuses(now, entries=[e], airflow=None)
+    return steward_html.render(
+        "check.html", root=root, airflow_base=airflow_base, s=s, check=check,
+        doc=contract_docs(e.contract_path).get(check), history=history,
+        trend=steward_html.trend_svg(slots, width=900, height=180, value_key="value", ymax=None,
+                                     unit=f" {unit}" if unit else "", what="measured", labels=6))
 
 
 def create_app():
-    import asyncio
+    """The FastAPI app (``c360.steward_app``; imported here so the plugin needs only this module)."""
+    from c360 import steward_app
 
-    from airflow.api_fastapi.core_api.security import requires_authenticated
-    from fastapi import Depends, FastAPI, HTTPException
-    from fastapi.responses import HTMLResponse
-
-    app = FastAPI(title="c360 data quality", dependencies=[Depends(requires_authenticated())])
-    known = {e.name for e in catalogue()}
-
-    @app.get("/", response_class=HTMLResponse)
-    async def page() -> str:
-        return await asyncio.to_thread(render_page)
-
-    @app.get("/api/datasets")
-    async def datasets() -> list[dict[str, Any]]:
-        return [asdict(s) for s in await asyncio.to_thread(statuses)]
-
-    @app.get("/api/datasets/{name}/scores")
-    async def scores(name: str) -> list[dict[str, Any]]:
-        if name not in known:
-            raise HTTPException(status_code=404, detail=f"no dataset {name!r}; known: {sorted(known)}")
-        return await asyncio.to_thread(score_history, name)
-
-    return app
+    return steward_app.create_app()

@@ -61,3 +61,63 @@ create table if not exists meta.publish_log (
     published_at   timestamptz not null default now(),
     primary key (dataset, dag_run_id)
 );
+
+-- Every attempt of every run, kept: check_results and dataset_scores hold a run's latest attempt (a rerun
+-- replaces them); these append one row per attempt (a rerun adds one), so a blocked attempt stays in the
+-- history after a rerun passes. attempt counts the run's recorded attempts (1, 2, …); try_number is the
+-- Airflow try of the task that recorded it (NULL outside a task).
+create table if not exists quality.score_history (
+    dataset              text        not null,
+    interval_start       timestamptz not null,
+    interval_end         timestamptz not null,
+    dag_run_id           text        not null,
+    dag_id               text,
+    attempt              int         not null,
+    try_number           int,
+    score                numeric(5, 2),
+    checks_passed        int         not null,
+    checks_warned        int         not null,
+    checks_failed        int         not null,
+    checks_not_evaluated int         not null,
+    scored_at            timestamptz not null default now(),
+    primary key (dataset, dag_run_id, attempt)
+);
+create index if not exists score_history_by_interval on quality.score_history (dataset, interval_end);
+
+create table if not exists quality.check_history (
+    dataset        text        not null,
+    dag_run_id     text        not null,
+    attempt        int         not null,
+    interval_start timestamptz not null,
+    interval_end   timestamptz not null,
+    dag_id         text,
+    check_name     text        not null,
+    column_name    text,
+    outcome        text        not null,
+    measured_value double precision,
+    threshold      text,
+    severity       text        not null,
+    diagnostics    jsonb,      -- what Soda measured (e.g. missing_count, missing_percent, check_rows_tested)
+    checked_at     timestamptz not null default now(),
+    primary key (dataset, dag_run_id, attempt, check_name)
+);
+create index if not exists check_history_by_check on quality.check_history (dataset, check_name, interval_end);
+alter table quality.check_history add column if not exists unit text;  -- the measured value's unit, when known
+
+-- Runs scored before the history existed become attempt 1 (once: only while the history is empty).
+insert into quality.score_history
+    (dataset, interval_start, interval_end, dag_run_id, dag_id, attempt, score, checks_passed, checks_warned,
+     checks_failed, checks_not_evaluated, scored_at)
+select dataset, interval_start, interval_end, dag_run_id, dag_id, 1, score, checks_passed, checks_warned,
+       checks_failed, checks_not_evaluated, scored_at
+from quality.dataset_scores
+where not exists (select 1 from quality.score_history)
+on conflict do nothing;
+insert into quality.check_history
+    (dataset, dag_run_id, attempt, interval_start, interval_end, dag_id, check_name, column_name, outcome,
+     measured_value, threshold, severity, checked_at)
+select dataset, dag_run_id, 1, interval_start, interval_end, dag_id, check_name, column_name, outcome,
+       measured_value, threshold, severity, checked_at
+from quality.check_results
+where not exists (select 1 from quality.check_history)
+on conflict do nothing;

@@ -1,0 +1,163 @@
+"""HTML of the steward page (:mod:`c360.steward`): Jinja2 templates in ``templates/steward`` and the
+trend charts, inline SVG drawn here (axis, values, one mark per attempt, gaps where no run was scored)."""
+
+from __future__ import annotations
+
+import html
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from markupsafe import Markup
+
+TEMPLATES = Path(__file__).with_name("templates") / "steward"
+
+# the colour class of each attempt's mark
+MARKS = {"published": "published", "blocked": "blocked", "not_published": "not-published"}
+
+
+@cache
+def _env():
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+    from c360 import steward
+
+    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]),
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.globals.update(when=steward.when, score=steward._score, STATES=steward.STATES, quote=_quote,
+                       failing_rows=steward.failing_rows, number=number, date_only=date_only)
+    return env
+
+
+def _quote(value: str) -> str:
+    from urllib.parse import quote
+
+    return quote(value, safe="")
+
+
+def render(template: str, **context: Any) -> str:
+    from c360 import steward
+
+    # the menu entry's path: a page that finds the UI there while it is not the overview goes to the overview
+    context.setdefault("menu_path", f"{context['airflow_base']}/plugin/{steward.URL_ROUTE}")
+    return _env().get_template(template).render(**context)
+
+
+def number(value: Any, unit: str | None = None) -> str:
+    """A measured value for people: ``12.5 %``, ``3``, ``—``."""
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        text = f"{value:,.0f}" if value.is_integer() else f"{value:,.4g}"
+    else:
+        text = f"{value:,}" if isinstance(value, int) else str(value)
+    if unit:
+        text += (" %" if unit in ("%", "percent") else f" {unit}")
+    return text
+
+
+def date_only(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d")
+
+
+def _tick(end: datetime, subdaily: bool) -> str:
+    return end.astimezone(UTC).strftime("%m-%d %H:%M" if subdaily else "%Y-%m-%d")
+
+
+def trend_svg(slots: list, *, width: int = 220, height: int = 74, value_key: str = "score",
+              ymax: float | None = 100.0, unit: str = "", what: str = "score", labels: int = 2) -> Markup:
+    """A trend of ``slots`` (:class:`c360.steward.Slot`): x = intervals, oldest left; y = the value.
+
+    Every attempt is a mark coloured by its outcome (published, blocked, not published) with a tooltip; the
+    line joins each interval's latest attempt and breaks at a gap (an interval without a run, marked "no
+    run" on the axis). The y axis is labelled at 0, half and top; the x axis at the first and last interval
+    (``labels`` of them in all); the latest value is written beside its mark.
+    """
+    e = html.escape
+    values = [a[value_key] for s in slots for a in s.attempts if a.get(value_key) is not None]
+    runs = sum(1 for s in slots if s.attempts)
+    if not runs:
+        return Markup(f'<span class="muted">no {e(what)} yet</span>')
+    top = ymax if ymax is not None else nice_top(max(values, default=0))
+    left, right, up, down = 34, 46, 8, 18
+    plot_w, plot_h = width - left - right, height - up - down
+    n = len(slots)
+    subdaily = any((b.end - a.end).total_seconds() < 86_400 for a, b in zip(slots, slots[1:], strict=False))
+
+    def x(i: int) -> float:
+        return left + (i + 0.5) * plot_w / n
+
+    def y(v: float) -> float:
+        return up + (1 - min(max(v, 0), top) / top) * plot_h
+
+    parts = []
+    for frac in (0, 0.5, 1):  # y axis: gridlines with values
+        gy = up + (1 - frac) * plot_h
+        parts.append(f'<line class="grid" x1="{left}" x2="{width - right}" y1="{gy:.1f}" y2="{gy:.1f}"/>'
+                     f'<text class="axis" x="{left - 4}" y="{gy + 3:.1f}" text-anchor="end">'
+                     f'{e(_short(top * frac))}</text>')
+    parts.append(f'<line class="axis-line" x1="{left}" x2="{width - right}" y1="{up + plot_h}" y2="{up + plot_h}"/>')
+    picks = sorted({0, n - 1} | ({round(k * (n - 1) / (labels - 1)) for k in range(labels)} if labels > 2 else set()))
+    for i in picks:  # x axis: interval ends
+        anchor = "start" if i == 0 and n > 1 else "end" if i == n - 1 and n > 1 else "middle"
+        xx = left if anchor == "start" else width - right if anchor == "end" else x(i)
+        parts.append(f'<text class="axis" x="{xx:.1f}" y="{height - 4}" text-anchor="{anchor}">'
+                     f'{e(_tick(slots[i].end, subdaily))}</text>')
+    marks: list[str] = []
+    segments: list[list[str]] = [[]]
+    gaps = blocked = 0
+    last_point = None
+    for i, s in enumerate(slots):
+        if not s.attempts:
+            gaps += s.skipped or 1
+            segments.append([])
+            note = (f"no run for {s.skipped} intervals up to {_tick(s.end, True)} UTC" if s.skipped
+                    else f"no run for the interval ending {_tick(s.end, True)} UTC")
+            band = plot_w / n
+            marks.append(f'<rect class="gap" x="{x(i) - band / 2:.1f}" y="{up}" width="{band:.1f}" '
+                         f'height="{plot_h}"><title>{e(note)}</title></rect>')
+            continue
+        m = len(s.attempts)
+        for k, a in enumerate(s.attempts):
+            v = a.get(value_key)
+            outcome = a.get("outcome", "published")
+            blocked += outcome == "blocked"
+            ax = x(i) + (k - (m - 1) / 2) * 5
+            label = (f"{_tick(s.end, True)} UTC · {a.get('dag_run_id', '')} · attempt {a.get('attempt', 1)} · "
+                     f"{what} {_short(v) if v is not None else 'none'}{unit} · {outcome.replace('_', ' ')}")
+            if v is None:
+                marks.append(f'<g class="gap unscored"><title>{e(label)}</title>'
+                             f'<circle cx="{ax:.1f}" cy="{up + plot_h:.1f}" r="2.5"/></g>')
+                continue
+            marks.append(f'<circle class="pt {MARKS.get(a.get("mark") or outcome, "published")}" cx="{ax:.1f}" cy="{y(v):.1f}" '
+                         f'r="3.2"><title>{e(label)}</title></circle>')
+        final = s.attempts[-1].get(value_key)
+        if final is not None:
+            segments[-1].append(f"{x(i):.1f},{y(final):.1f}")
+            last_point = (x(i), y(final), final)
+        else:
+            segments.append([])
+    lines = "".join(f'<polyline class="line" points="{" ".join(seg)}"/>' for seg in segments if len(seg) > 1)
+    if last_point:
+        lx, ly, lv = last_point
+        marks.append(f'<text class="value" x="{lx + 6:.1f}" y="{ly + 4:.1f}">{e(_short(lv))}{e(unit)}</text>')
+    intervals = sum(s.skipped or 1 for s in slots)
+    summary = (f"{what} trend: {runs} of {intervals} intervals scored, {gaps} without a run, {blocked} blocked attempt{'s' if blocked != 1 else ''}; latest "
+               f"{_short(last_point[2]) if last_point else 'none'}{unit}")
+    return Markup(f'<svg class="trend" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+                  f'role="img" aria-label="{e(summary)}"><title>{e(summary)}</title>{"".join(parts)}{lines}{"".join(marks)}</svg>')
+
+
+def nice_top(value: float) -> float:
+    """The axis top for values up to ``value``: the next of 1, 2, 2.5, 5 × 10^k above it (at least 1)."""
+    import math
+
+    if value <= 1:
+        return 1.0
+    power = 10 ** math.floor(math.log10(value))
+    return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= value)
+
+
+def _short(v: float) -> str:
+    return f"{v:.0f}" if float(v).is_integer() else f"{v:.2f}" if abs(v) < 1000 else f"{v:,.0f}"
