@@ -16,14 +16,14 @@ from c360.quality import CheckResult
 
 RESULTS = [
     CheckResult("schema matches the registry", None, "passed", 0.0, "level: fail must be less than or equal: 0",
-                "blocking", "mismatches", "schema"),
+                "blocking", unit="mismatches", kind="schema"),
     CheckResult("freshness - newest row before the interval end", "updated_at", "warned", 14.05,
-                "level: warn must be less than: 12", "warning", "hours", "freshness"),
-    CheckResult("customer id present", "customer_id", "failed", 3.0, "level: fail must be: 0", "blocking", "rows",
-                "not_null", diagnostics={"missing_count": 3, "missing_percent": 0.6}),
-    CheckResult("trend - bounce rate", None, "passed", 2.5, "level: warn must be less than: 15", "warning", None,
-                "custom_metric"),
-    CheckResult("email format", "email_address", "not_evaluated", None, None, "blocking", "rows", "format"),
+                "level: warn must be less than: 12", "warning", unit="hours", kind="freshness"),
+    CheckResult("customer id present", "customer_id", "failed", 3.0, "level: fail must be: 0", "blocking", unit="rows",
+                kind="not_null", diagnostics={"missing_count": 3, "missing_percent": 0.6}),
+    CheckResult("trend - bounce rate", None, "passed", 2.5, "level: warn must be less than: 15", "warning", unit=None,
+                kind="custom_metric"),
+    CheckResult("email format", "email_address", "not_evaluated", None, None, "blocking", unit="rows", kind="format"),
 ]
 
 

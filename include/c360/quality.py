@@ -41,12 +41,12 @@ class CheckResult:
     severity: str  # blocking | warning
     # unit of measured_value: "%", "rows", "minutes", "hours", "days", "mismatches"; None for a metric check's
     # own value (its query defines what it is)
-    unit: str | None = None
+    unit: str | None = field(default=None, kw_only=True)
     # what kind of test this is (OpenLineage's assertion classification): not_null, unique, accepted_values,
     # accepted_range, format, freshness, schema, row_count, custom_sql, custom_metric, aggregate, custom
-    kind: str | None = None
+    kind: str | None = field(default=None, kw_only=True)
     # what Soda measured for the check (e.g. missing_count, missing_percent): lineage's quality metrics
-    diagnostics: dict = field(default_factory=dict, compare=False)
+    diagnostics: dict = field(default_factory=dict, compare=False, kw_only=True)
 
     @property
     def measured(self) -> str:

@@ -55,11 +55,11 @@ def _checks(name: str, warned: tuple[str, ...] = (), failed: tuple[str, ...] = (
     for check in names:
         if check in failed:
             results.append(quality.CheckResult(check, "amount", "failed", 12.0, "level: fail must be: 0", "blocking",
-                                               {"invalid_count": 24, "check_rows_tested": 200}))
+                                               unit="rows", diagnostics={"invalid_count": 24, "check_rows_tested": 200}))
         elif check in warned:
             results.append(quality.CheckResult(check, "order_id", "warned", 1.5, "level: fail must be less than: 5; "
                                                "level: warn must be: 0", "warning",
-                                               {"missing_count": 3, "check_rows_tested": 200}))
+                                               unit="%", diagnostics={"missing_count": 3, "check_rows_tested": 200}))
         else:
             results.append(quality.CheckResult(check, None, "passed", 0.0, "level: fail must be: 0", "blocking"))
     return results

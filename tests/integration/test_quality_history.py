@@ -25,7 +25,7 @@ def _wh(query: str, params=None):
 
 def _result(name: str, outcome: str, value: float, diagnostics: dict | None = None) -> quality.CheckResult:
     return quality.CheckResult(name, "amount", outcome, value, "level: fail must be: 0",
-                               "blocking" if outcome != "warned" else "warning", diagnostics or {})
+                               "blocking" if outcome != "warned" else "warning", diagnostics=diagnostics or {})
 
 
 def test_a_rerun_replaces_the_run_and_adds_an_attempt(platform):
@@ -59,7 +59,7 @@ def test_results_recorded_before_the_history_existed_become_attempt_one(platform
         conn.execute(sql_file("quality/insert_check.sql"), {
             "dataset": f"{DS}_old", "run_id": old.run_id, "dag_id": old.dag_id, "start": old.start, "end": old.end,
             "check": "id present", "column": "id", "outcome": "failed", "value": 3.0, "threshold": "t",
-            "severity": "blocking"})
+            "severity": "blocking", "unit": "rows"})
         conn.execute(sql_file("quality/insert_score.sql"), {
             "dataset": f"{DS}_old", "run_id": old.run_id, "dag_id": old.dag_id, "start": old.start, "end": old.end,
             "score": 0, "passed": 0, "warned": 0, "failed": 1, "not_evaluated": 0})
