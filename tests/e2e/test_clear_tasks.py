@@ -116,7 +116,16 @@ def published_run(airflow):
     tis = _wait(f"{DAG_ID} {run['dag_run_id']} to succeed", lambda: _finished(api, run["dag_run_id"], {}, set(TASKS)))
     end = datetime.fromisoformat(run["data_interval_end"])
     assert _wh("select mode from meta.publish_log where dag_run_id = %s", (run["dag_run_id"],)) == [("full",)]
-    return api, run, tis, end
+    yield api, run, tis, end
+    # leave the shared Airflow as the other modules expect it (every DAG paused, no run of this DAG, no
+    # results of this dataset): the steward page's module seeds transactions' latest interval itself
+    api.patch(f"/api/v2/dags/{DAG_ID}?update_mask=is_paused", {"is_paused": True})
+    for r in api.runs(DAG_ID):
+        api._call("DELETE", f"/api/v2/dags/{DAG_ID}/dagRuns/{r['dag_run_id']}")
+    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
+        for table in ("quality.check_results", "quality.dataset_scores", "quality.score_history",
+                      "quality.check_history", "meta.publish_log"):
+            conn.execute(f"delete from {table} where dataset = %s", (DATASET,))  # names are constants
 
 
 # cleared from the last task to the first: the batch of the full publish is gone for the first four
