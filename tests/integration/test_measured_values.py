@@ -374,7 +374,8 @@ def test_the_gate_reports_and_records_values_with_their_units(platform):
     finally:
         logger.removeHandler(lines)
     (missing,) = _sql(f"select count(*) from {customer} where customer_id is null")
-    assert f"customer id present: measured {missing} rows (level: fail must be: 0)" in str(e.value)
+    assert f"  - customer id present: measured {missing} rows\n      threshold: level: fail must be: 0\n" \
+        in str(e.value)
     assert "quality warning customer: freshness - newest row before the interval end measured 14.05 hours " \
         "(level: warn must be less than: 12)" in lines.lines
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
