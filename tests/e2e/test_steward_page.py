@@ -347,8 +347,9 @@ def test_search_filter_and_sort_by_clicking(browser, seeded):
     b.find_element(By.CSS_SELECTOR, "th button[data-sort='score']").click()  # ascending: never scored first
     scores = [float(r.get_attribute("data-score")) for r in b.find_elements(By.CSS_SELECTOR, "tbody tr")]
     assert scores == sorted(scores)
-    b.find_element(By.CSS_SELECTOR, "th button[data-sort='score']").click()
-    assert visible()[0] in (PRODUCT, BRAND) and _row(b, TX).is_displayed()
+    b.find_element(By.CSS_SELECTOR, "th button[data-sort='score']").click()  # descending: best first
+    scores = [float(r.get_attribute("data-score")) for r in b.find_elements(By.CSS_SELECTOR, "tbody tr")]
+    assert scores == sorted(scores, reverse=True) and _row(b, TX).is_displayed()
     b.find_element(By.CSS_SELECTOR, "th button[data-sort='name']").click()
     names = visible()
     assert names == sorted(names) and len(names) == len(steward.catalogue())
