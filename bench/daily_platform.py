@@ -33,6 +33,8 @@ from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 
+from c360 import warehouse
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "include"), str(ROOT / "include" / "spark"), str(ROOT / "bench")]
 STATE = ROOT / ".state" / "bench-platform"
@@ -180,7 +182,7 @@ def bare_copy_seconds(ds, stage) -> float:
     constraints: the reference the publishing target is measured against."""
     from psycopg import sql
 
-    from c360 import pg, settings, steps
+    from c360 import pg, settings
 
     columns = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.pg_type))
                                  for c in ds.columns)
@@ -190,17 +192,16 @@ def bare_copy_seconds(ds, stage) -> float:
         conn.execute(sql.SQL("create table bench.copy_reference ({})").format(columns))
     t0 = time.time()
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        steps.copy_arrow(conn, "bench.copy_reference", stage)
+        warehouse.copy_arrow(conn, "bench.copy_reference", stage)
     return time.time() - t0
 
 
 def copy_reference(report: Report, ds_name: str, published: dict) -> None:
     """A bare COPY of the rows the bootstrap published, against the bootstrap's load and publish."""
-    from c360 import steps
     from c360.registry import load_registry
 
     ds = load_registry()[ds_name]
-    stage = steps._cast_for_pg(steps._read_parquet(published["xcoms"]["extract_to_raw"]["stage"]), ds)
+    stage = warehouse.conform(warehouse.parquet_dataset(published["xcoms"]["extract_to_raw"]["stage"]).to_table(), ds.columns)
     t0 = time.time()
     seconds = bare_copy_seconds(ds, stage)
     ref = report.stage(f"reference: bare COPY of the {ds.name} rows", seconds, stage.num_rows, t0)

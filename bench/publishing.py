@@ -14,6 +14,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from c360 import warehouse
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "include"))
 os.environ["C360_STATE_DIR"] = str(ROOT / ".state" / "bench-platform")
@@ -31,19 +33,19 @@ def main(argv: list[str]) -> int:
     root = lake.path(f"{settings.lake_uri()}/stage/{ds.name}")
     if not root.exists():
         raise SystemExit(f"no stage partitions under {root}: run `make bench` first")
-    parts = {p.name: steps._parquet_dataset(f"{settings.lake_uri()}/stage/{ds.name}/{p.name}").count_rows()
+    parts = {p.name: warehouse.parquet_dataset(f"{settings.lake_uri()}/stage/{ds.name}/{p.name}").count_rows()
              for p in root.iterdir() if p.name.startswith("interval=")}
     part = max(parts, key=parts.get)
     extracted = {"stage": f"{settings.lake_uri()}/stage/{ds.name}/{part}",
                  "quarantine": f"{settings.lake_uri()}/quarantine/{ds.name}/{part}", "mode": steps.FULL}
-    extracted["raw_rows"] = parts[part] + steps._parquet_dataset(extracted["quarantine"]).count_rows()
+    extracted["raw_rows"] = parts[part] + warehouse.parquet_dataset(extracted["quarantine"]).count_rows()
     now = datetime.now(UTC)
-    interval = steps.Interval(now, now, "bench-publishing", "bench_publishing")
+    interval = warehouse.Interval(now, now, "bench-publishing", "bench_publishing")
     pg.start_embedded()
-    stage = steps._cast_for_pg(steps._read_parquet(extracted["stage"]), ds)
+    stage = warehouse.conform(warehouse.parquet_dataset(extracted["stage"]).to_table(), ds.columns)
     before = bare_copy_seconds(ds, stage)
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        conn.execute(sql.SQL("drop table if exists {} cascade").format(steps.ident(ds.output.table)))
+        conn.execute(sql.SQL("drop table if exists {} cascade").format(warehouse.ident(ds.output.table)))
     t0 = time.time()
     loaded = steps.load_staging(ds, interval, extracted, interval.dag_id)
     t_load = time.time() - t0

@@ -2,10 +2,6 @@
 ### Brand — weekly (Airflow DAG built from the dataset registry by `c360.dag_factory`)
 
 Brands from the Redshift source (seed 002 "Brand"); rows changed in the week, by `updated_at`. The monthly full refresh is `brand_monthly_full_refresh`.
-
-Tasks: `extract_to_raw` → `stage_with_spark` (types, latest version per business key, quarantine with a
-reason) → `load_to_staging` → `check_quality` (Soda contract `quality/brand.yml`, score recorded) →
-`publish_table` (one-transaction swap; a blocking quality failure leaves the published table as it was).
 """
 
 from c360.dag_factory import build_dag

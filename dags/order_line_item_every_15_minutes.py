@@ -2,10 +2,6 @@
 ### Order line items — every 15 minutes (Airflow DAG built from the dataset registry by `c360.dag_factory`)
 
 Order line items from the OLTP PostgreSQL (seed 002 "Order Line Item", real time), by `created_at`.
-
-Tasks: `extract_to_raw` → `stage_with_spark` (types, latest version per business key, quarantine with a
-reason) → `load_to_staging` → `check_quality` (Soda contract `quality/order_line_item.yml`, score recorded) →
-`publish_table` (one-transaction swap; a blocking quality failure leaves the published table as it was).
 """
 
 from c360.dag_factory import build_dag

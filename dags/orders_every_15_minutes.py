@@ -2,10 +2,6 @@
 ### Orders — every 15 minutes (Airflow DAG built from the dataset registry by `c360.dag_factory`)
 
 Orders from the OLTP PostgreSQL (seed 002 "Orders", real time): rows whose `order_date` falls in the 15-minute interval. Late-arriving orders are picked up by rerunning their interval.
-
-Tasks: `extract_to_raw` → `stage_with_spark` (types, latest version per business key, quarantine with a
-reason) → `load_to_staging` → `check_quality` (Soda contract `quality/orders.yml`, score recorded) →
-`publish_table` (one-transaction swap; a blocking quality failure leaves the published table as it was).
 """
 
 from c360.dag_factory import build_dag

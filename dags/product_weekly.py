@@ -2,10 +2,6 @@
 ### Product — weekly (Airflow DAG built from the dataset registry by `c360.dag_factory`)
 
 Product catalogue from the Redshift source (seed 002 "Product", updated weekly); rows changed in the week, by `updated_at`.
-
-Tasks: `extract_to_raw` → `stage_with_spark` (types, latest version per business key, quarantine with a
-reason) → `load_to_staging` → `check_quality` (Soda contract `quality/product.yml`, score recorded) →
-`publish_table` (one-transaction swap; a blocking quality failure leaves the published table as it was).
 """
 
 from c360.dag_factory import build_dag

@@ -7,9 +7,6 @@ Google Analytics export files (nested JSON, one session per line) land hourly in
 views, items added to favourite, items added to cart, orders placed — resolving the customer through the
 visitor map. A malformed or mistyped line is quarantined whole with a reason; raw lines = parsed +
 quarantined is checked before loading. A missing hour fails the run (the export is late) and is retried.
-
-Tasks: `extract_to_raw` → `stage_with_spark` → `load_to_staging` → `check_quality` (Soda contract
-`quality/web_analytics.yml`, score recorded) → `publish_table` (upsert by `activity_uuid` in one transaction).
 """
 
 from c360.dag_factory import build_dag

@@ -16,8 +16,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from c360 import cli, generator, steps
-from c360.registry import load_registry
+from c360 import cli, generator, steps, warehouse
+from c360.registry import arrow_schema, load_registry
 from c360.segments import load_segments
 
 job = pytest.importorskip("customer360_job")
@@ -51,7 +51,7 @@ def test_every_seed_audience_has_members_in_the_demo(spark, tmp_path):
         target = tmp_path / "inputs" / name
         target.mkdir(parents=True)
         if ds.source.system == "ga_export":  # the interval's hours of exports, staged by the web analytics job
-            hours = steps.landing_hours(ds, steps.Interval(start, end, "demo"))
+            hours = steps.landing_hours(ds, warehouse.Interval(start, end, "demo"))
             assert hours == ["dt=2026-11-20/hr=23"], hours
             raw = tmp_path / "landing"
             raw.mkdir()
@@ -67,7 +67,7 @@ def test_every_seed_audience_has_members_in_the_demo(spark, tmp_path):
             table = data.tables[name]
             dated = table[ds.source.watermark]
             table = table.filter(pc.less(dated, pa.scalar(end, dated.type)))
-            pq.write_table(table.select(ds.column_names).cast(steps.arrow_schema(ds.columns)),
+            pq.write_table(table.select(ds.column_names).cast(arrow_schema(ds.columns)),
                            target / "part-00000.parquet")
         inputs[name] = str(target)
 

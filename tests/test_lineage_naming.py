@@ -62,8 +62,8 @@ def test_recording_the_same_dataset_twice_keeps_one():
 
     context = {"task": Task()}
     orders = lineage.dataset("in", ("postgres://localhost:5432", "c360.c360.orders"))
-    lineage.record(context, [orders])
-    lineage.record(context, [orders, lineage.dataset("in", ("file", "/lake/raw/orders"))])
+    lineage.attach(context, [orders])
+    lineage.attach(context, [orders, lineage.dataset("in", ("file", "/lake/raw/orders"))])
     got = lineage.TaskLineageExtractor(context["task"]).extract_on_complete(None)
     assert [(d.namespace, d.name) for d in got.inputs] == [("postgres://localhost:5432", "c360.c360.orders"),
                                                             ("file", "/lake/raw/orders")]

@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import stage_job
+from c360.registry import Column, spark_columns
 
-COLUMNS = [
-    {"name": "id", "type": "string", "nullable": False},
-    {"name": "age", "type": "int", "nullable": True},
-    {"name": "amount", "type": "double", "nullable": True},
-    {"name": "updated_at", "type": "timestamp", "nullable": False},
-]
+# what the DAG factory passes the job for registry columns (types mapped by the registry)
+COLUMNS = spark_columns([Column(name="id", type="string", nullable=False), Column(name="age", type="int"),
+                         Column(name="amount", type="double"),
+                         Column(name="updated_at", type="timestamp", nullable=False)])
 NAMES = [c["name"] for c in COLUMNS]
 
 
@@ -56,7 +55,7 @@ def test_blank_values_of_typed_columns_are_missing(spark):
 
 
 def test_text_is_staged_exactly_and_a_blank_required_value_is_missing(spark):
-    columns = [*COLUMNS, {"name": "note", "type": "string", "nullable": True}]
+    columns = [*COLUMNS, *spark_columns([Column(name="note", type="string")])]
     texts = ["", " ", " padded ", 'O"Brien', "line\nbreak\r\n", "back\\slash\\", "tab\there"]
     rows = [(f"k{i}", "1", "1", "2026-11-20 10:00:00", t) for i, t in enumerate(texts)]
     rows += [("  ", "1", "1", "2026-11-20 10:00:00", "x"), ("", "1", "1", "2026-11-20 10:00:00", "y")]

@@ -35,9 +35,9 @@ def setup() -> Path:
     subprocess.run([_bin("airflow"), "db", "migrate"], env={**os.environ, **env}, check=True,
                    stdout=subprocess.DEVNULL)
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        from c360.steps import sql_file
+        from c360 import warehouse
 
-        conn.execute(sql_file("warehouse/bootstrap.sql"))
+        warehouse.bootstrap(conn)
     return socket_dir
 
 
@@ -115,7 +115,7 @@ def summary() -> str:
     lines = ["", "Published tables (PostgreSQL warehouse, schema c360):"]
     from psycopg import sql
 
-    from c360.steps import ident
+    from c360.warehouse import ident
 
     registry = load_registry()
     tables = [ds.output.table for ds in registry.active()]

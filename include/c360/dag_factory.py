@@ -15,7 +15,7 @@ from typing import Any
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Param, task
 
 from c360 import alerts, lake, settings
-from c360.registry import Dataset, Derived, cadence_label
+from c360.registry import Dataset, Derived, cadence_label, spark_columns
 from c360.spark_runner import SparkJobOperator
 
 # Airflow's start_date of every DAG (see settings.DAG_START_FLOOR): the real first interval of each dataset
@@ -64,7 +64,7 @@ def lake_asset(layer: str, dataset: str) -> Asset:
 def stage_spec(ds: Dataset) -> str:
     """The registry's view of the dataset for the Spark job, base64 JSON (no quoting or templating issues)."""
     spec = {
-        "columns": [c.model_dump(include={"name", "type", "nullable"}) for c in ds.columns],
+        "columns": spark_columns(ds.columns),
         "business_key": list(ds.business_key),
         "version_column": ds.version_column,
     }
@@ -72,10 +72,25 @@ def stage_spec(ds: Dataset) -> str:
 
 
 def _interval(context: dict[str, Any]):
-    from c360.steps import Interval
+    from c360.warehouse import Interval
 
     return Interval(context["data_interval_start"], context["data_interval_end"], context["run_id"],
                     context["dag"].dag_id)
+
+
+def enforce_gate(context: dict[str, Any], owner: str, gated: list) -> None:
+    """The end of every check_quality task: the checked tables go into the task's lineage (assertions, metrics,
+    score), then a blocking failure fails the task without retries (bad data: retrying cannot help; errors
+    that stopped the checks from running raised before this and do retry)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from c360 import lineage, quality
+
+    lineage.attach(context, [lineage.checked_table(g.table, g.batch, g.results, g.rows) for g in gated])
+    try:
+        quality.enforce(owner, gated, context["run_id"])
+    except quality.QualityGateFailed as exc:
+        raise AirflowFailException(str(exc)) from exc
 
 
 def check_start_date(entry: Dataset | Derived, section: str, context: dict[str, Any]) -> None:
@@ -100,10 +115,18 @@ def build_dag(ds: Dataset, *, doc_md: str | None = None, full_refresh: bool = Fa
     if schedule is None:
         raise ValueError(f"{ds.name}: no full_refresh_schedule in the registry")
     label = f"{cadence_label(schedule)}_full_refresh" if full_refresh else cadence_label(schedule)
+    publish = ("one-transaction swap of the whole table" if full_refresh else
+               "one-transaction upsert by business key, a row replaced only by its same or newer version")
+    tasks = (f"Tasks: `extract_to_raw` → `stage_with_spark` (`include/spark/{ds.transform.spark_job}`: types, "
+             f"latest version per `{', '.join(ds.business_key)}`, quarantine with a reason) → `load_to_staging` "
+             f"(the run's batch table) → `check_quality` (Soda contract `{ds.contract}`, score recorded) → "
+             f"`publish_table` ({publish} into `{ds.table}`; a blocking quality failure leaves it as it was)."
+             + ("" if full_refresh or ds.source.system == "ga_export" else
+                " Trigger with `full_refresh=true` to reload the whole table."))
     xcom = "ti.xcom_pull(task_ids='extract_to_raw')"
 
     with DAG(
-        dag_id=f"{ds.name}_{label}",
+        dag_id=ds.full_refresh_dag_id if full_refresh else ds.dag_id,
         description=ds.description,
         schedule=CronDataIntervalTimetable(schedule, timezone="UTC"),
         start_date=START_DATE,
@@ -111,7 +134,7 @@ def build_dag(ds: Dataset, *, doc_md: str | None = None, full_refresh: bool = Fa
         max_active_runs=1,  # runs share the dataset's staging tables
         default_args={**DEFAULT_ARGS, "owner": ds.owner},
         tags=["c360", ds.name, ds.source.system, "full_refresh" if full_refresh else label],
-        doc_md=doc_md,
+        doc_md=f"{doc_md.rstrip()}\n\n{tasks}\n" if doc_md else tasks,
         params={
             "full_refresh": Param(
                 full_refresh, type="boolean",
@@ -138,7 +161,7 @@ def build_dag(ds: Dataset, *, doc_md: str | None = None, full_refresh: bool = Fa
                 mode = steps.FULL if wants_full or not steps.published_exists(ds) else steps.INCREMENTAL
                 out = steps.extract(ds, _interval(context), mode)
                 sources = [lineage.dataset("in", lineage.table_name(ds.source.conn_id, ds.source.table))]
-            lineage.record(context, sources, [lineage.lake_path("out", out["raw"], rows=out["raw_rows"])])
+            lineage.attach(context, sources, [lineage.lake_path("out", out["raw"], rows=out["raw_rows"])])
             layers = [k for k in ("raw", "stage", "quarantine", "lookup") if k in out]
             return {**out, **{f"spark_{k}": lake.spark_uri(out[k]) for k in layers}}
 
@@ -163,39 +186,36 @@ def build_dag(ds: Dataset, *, doc_md: str | None = None, full_refresh: bool = Fa
         def load_to_staging(extracted: dict[str, Any], **context: Any) -> dict[str, Any]:
             from airflow.sdk.exceptions import AirflowFailException
 
-            from c360 import lineage, steps
+            from c360 import lineage, steps, warehouse
 
             try:
                 loaded = steps.load_staging(ds, _interval(context), extracted, context["dag"].dag_id)
-            except steps.UnstorableText as exc:
+            except warehouse.UnstorableText as exc:
                 raise AirflowFailException(str(exc)) from exc  # the value will not change on a retry
-            lineage.record(context, [lineage.lake_path("in", extracted["stage"])],
+            lineage.attach(context, [lineage.lake_path("in", extracted["stage"])],
                            [lineage.warehouse_table("out", loaded["batch_table"], rows=loaded["staged_rows"])])
             return loaded
 
         @task(multiple_outputs=True, task_id="check_quality")
         def check_quality(loaded: dict[str, Any], **context: Any) -> dict[str, Any]:
-            from airflow.sdk.exceptions import AirflowFailException
-
             from c360 import quality, steps
 
+            interval = _interval(context)
             # cleared after the publish, the run's batch is gone: rebuilt from the stage partition it came from
-            steps.ensure_batch(ds, _interval(context), loaded)
-            try:
-                return quality.gate(ds, _interval(context), loaded["batch_table"], context=context,
-                                    rows=loaded["staged_rows"], loaded=loaded)
-            except quality.QualityGateFailed as exc:
-                # bad data: retrying cannot help (other errors, e.g. Soda unable to connect, retry)
-                raise AirflowFailException(str(exc)) from exc
+            steps.ensure_batch(ds, interval, loaded)
+            gated = quality.gate(ds.name, ds.table, ds.contract_path, loaded["batch_table"], interval,
+                                 rows=loaded["staged_rows"], extra=quality.platform_checks(ds, loaded))
+            enforce_gate(context, ds.name, [gated])
+            return quality.summary(gated)
 
-        @task(multiple_outputs=True, task_id="publish_table", outlets=[warehouse_asset(ds.output.table)])
+        @task(multiple_outputs=True, task_id="publish_table", outlets=[warehouse_asset(ds.table)])
         def publish_table(loaded: dict[str, Any], **context: Any) -> dict[str, Any]:
             from c360 import lineage, steps
 
             published = steps.publish(ds, _interval(context), loaded)
             schema = lineage.schema_facet([(c.name, c.type) for c in ds.columns])
-            lineage.record(context, [lineage.warehouse_table("in", loaded["batch_table"])],
-                           [lineage.warehouse_table("out", ds.output.table, facets={"schema": schema},
+            lineage.attach(context, [lineage.warehouse_table("in", loaded["batch_table"])],
+                           [lineage.warehouse_table("out", ds.table, facets={"schema": schema},
                                                     rows=published["rows_written"])])
             return published
 
@@ -229,25 +249,25 @@ def build_derived_dag(d: Derived, *, doc_md: str | None = None) -> DAG:
         def wait_for_inputs(**context: Any):
             from airflow.sdk import PokeReturnValue
 
-            from c360 import lineage, outputs
+            from c360 import lineage, products
 
             check_start_date(d, "derived", context)
-            lineage.record(context, [lineage.warehouse_table("in", t) for t in outputs.input_tables(d)])
-            missing = outputs.missing_inputs(d, context["data_interval_end"])
+            lineage.attach(context, [lineage.warehouse_table("in", t) for t in products.input_tables(d)])
+            missing = products.missing_inputs(d, context["data_interval_end"])
             if missing:
                 print(f"waiting for inputs to publish: {', '.join(missing)}")
             return PokeReturnValue(is_done=not missing)
 
         @task(multiple_outputs=True, task_id="export_inputs")
         def export_inputs(**context: Any) -> dict[str, Any]:
-            from c360 import lineage, outputs
+            from c360 import lineage, products
 
             as_of = context["data_interval_end"]
-            uris = outputs.export_inputs(d, as_of)
-            lineage.record(context, [lineage.warehouse_table("in", t) for t in outputs.input_tables(d)],
+            uris = products.export_inputs(d, as_of)
+            lineage.attach(context, [lineage.warehouse_table("in", t) for t in products.input_tables(d)],
                            [lineage.lake_path("out", u) for n, u in uris.items() if n != "visitor_map"])
             return {"inputs": base64.b64encode(json.dumps(uris).encode()).decode(),
-                    "out": lake.spark_uri(outputs.partition(d, as_of, "outputs", "")).rstrip("/"),
+                    "out": lake.spark_uri(products.partition(d, as_of, "outputs", "")).rstrip("/"),
                     "as_of": as_of.isoformat()}
 
         build_with_spark = SparkJobOperator(
@@ -267,34 +287,33 @@ def build_derived_dag(d: Derived, *, doc_md: str | None = None) -> DAG:
 
         @task(multiple_outputs=True, task_id="load_to_staging")
         def load_to_staging(**context: Any) -> dict[str, Any]:
-            from c360 import lineage, outputs
+            from c360 import lineage, products
 
             as_of = context["data_interval_end"]
-            loaded = outputs.load_outputs(d, as_of)
-            lineage.record(
-                context, [lineage.lake_path("in", outputs.partition(d, as_of, "outputs", o.name)) for o in d.outputs],
+            loaded = products.load_outputs(d, as_of)
+            lineage.attach(
+                context, [lineage.lake_path("in", products.partition(d, as_of, "outputs", o.name)) for o in d.outputs],
                 [lineage.warehouse_table("out", loaded[o.name]["batch_table"], rows=loaded[o.name]["rows"])
                  for o in d.outputs])
             return loaded
 
         @task(multiple_outputs=True, task_id="check_quality")
         def check_quality(loaded: dict[str, Any], **context: Any) -> dict[str, Any]:
-            from airflow.sdk.exceptions import AirflowFailException
+            from c360 import quality
 
-            from c360 import outputs, quality
-
-            try:
-                return outputs.check_outputs(d, _interval(context), loaded, context=context)
-            except quality.QualityGateFailed as exc:
-                raise AirflowFailException(str(exc)) from exc  # bad data: no retry (other errors retry)
+            interval = _interval(context)
+            gated = [quality.gate(o.name, o.table, o.contract_path, loaded[o.name]["batch_table"], interval,
+                                  rows=loaded[o.name]["rows"]) for o in d.outputs]
+            enforce_gate(context, d.name, gated)
+            return {g.name: g.score for g in gated}
 
         @task(multiple_outputs=True, task_id="publish_outputs",
               outlets=[warehouse_asset(o.table) for o in d.outputs])
         def publish_outputs(loaded: dict[str, Any], **context: Any) -> dict[str, Any]:
-            from c360 import lineage, outputs
+            from c360 import lineage, products
 
-            published = outputs.publish_outputs(d, _interval(context), context["data_interval_end"], loaded)
-            lineage.record(context, [lineage.warehouse_table("in", loaded[o.name]["batch_table"]) for o in d.outputs],
+            published = products.publish_outputs(d, _interval(context), context["data_interval_end"], loaded)
+            lineage.attach(context, [lineage.warehouse_table("in", loaded[o.name]["batch_table"]) for o in d.outputs],
                            lineage.published_tables([(o.table, published.get(o.name)) for o in d.outputs]))
             return published
 

@@ -1,7 +1,7 @@
 """OpenLineage for the c360 tasks: what each task read and wrote, with the facets the issue asks for.
 
 The provider emits START/COMPLETE/FAIL for every task; a ``@task`` has no way to say what it read, so each task
-calls :func:`record` with its datasets and :class:`TaskLineageExtractor` (``[openlineage] extractors``) hands
+calls :func:`attach` with its datasets and :class:`TaskLineageExtractor` (``[openlineage] extractors``) hands
 them to the provider when the task ends. The Spark operator reports its lake paths itself
 (:meth:`c360.spark_runner.SparkJobOperator.get_openlineage_facets_on_complete`).
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from c360.quality import CheckResult
 
-ATTRIBUTE = "c360_lineage"  # where record() leaves the lineage on the running operator
+ATTRIBUTE = "c360_lineage"  # where attach() leaves the lineage on the running operator
 
 
 def postgres_namespace(conn_id: str) -> tuple[str, str]:
@@ -169,7 +169,7 @@ def quality_facets(results: list[CheckResult], row_count: int | None) -> dict:
             "dataQualityMetrics": metrics, SCORE_FACET: score_facet(results)}
 
 
-def record(context: dict[str, Any] | None, inputs: list | None = None, outputs: list | None = None) -> None:
+def attach(context: dict[str, Any] | None, inputs: list | None = None, outputs: list | None = None) -> None:
     """Leave this task's datasets on its operator, for the extractor; adds to what the task recorded before."""
     if not context or "task" not in context:
         return  # called outside a task (tests of the step functions)
@@ -185,7 +185,7 @@ def record(context: dict[str, Any] | None, inputs: list | None = None, outputs: 
 
 
 class TaskLineageExtractor(BaseExtractor):
-    """The datasets a ``@task`` recorded with :func:`record` (nothing at START: they are known at the end)."""
+    """The datasets a ``@task`` recorded with :func:`attach` (nothing at START: they are known at the end)."""
 
     @classmethod
     def get_operator_classnames(cls) -> list[str]:

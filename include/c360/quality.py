@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 from c360 import pg, settings
 
 if TYPE_CHECKING:
-    from c360.registry import Dataset
-    from c360.steps import Interval
+    from c360.registry import Column, Dataset
+    from c360.warehouse import Interval
 
 log = logging.getLogger(__name__)
 
@@ -168,9 +168,11 @@ def _threshold_text(check) -> str | None:
     return "; ".join(parts) or None
 
 
-def contract_for(contract_path: Path, table: str | None = None) -> str:
-    """The contract text Soda verifies: its accepted value lists filled in (:mod:`c360.accepted_values`), and
-    aimed at ``schema.table`` (the run's batch table) instead of its declared dataset when given."""
+def contract_for(contract_path: Path, table: str | None = None, columns: tuple[Column, ...] | None = None) -> str:
+    """The contract text Soda verifies: the file's checks, the table's columns and types from the registry (the
+    schema check compares against them; ``columns`` or, by default, the registry entry whose contract this
+    is), its accepted value lists filled in (:mod:`c360.accepted_values`), and aimed at ``schema.table`` (the
+    run's batch table) instead of its declared dataset when given."""
     import yaml
 
     from c360 import accepted_values
@@ -179,6 +181,11 @@ def contract_for(contract_path: Path, table: str | None = None) -> str:
         contract = accepted_values.fill(yaml.safe_load(contract_path.read_text()), contract_path)
     except accepted_values.AcceptedValuesError as exc:
         raise QualityCheckError(str(exc)) from None
+    if columns is None:
+        from c360.registry import load_registry
+
+        columns = load_registry().contract_columns(contract_path)
+    contract["columns"] = with_registry_columns(contract_path, contract.get("columns") or [], columns)
     if table is None:
         return yaml.safe_dump(contract, sort_keys=False)
     declared = contract.get("dataset", "")
@@ -190,7 +197,28 @@ def contract_for(contract_path: Path, table: str | None = None) -> str:
     return yaml.safe_dump(contract, sort_keys=False)
 
 
-def verify(contract_path: Path, table: str | None = None, now: datetime | None = None) -> list[CheckResult]:
+def with_registry_columns(contract_path: Path, checked: list[dict], columns: tuple[Column, ...]) -> list[dict]:
+    """Soda's column list: every registry column in table order with its type (``data_type``), carrying the
+    checks the contract file declares for it. A contract file holds checks only: a ``data_type`` there, or a
+    column the registry does not declare, is an error naming the file."""
+    declared = {c.name for c in columns}
+    for i, entry in enumerate(checked):
+        where = f"{contract_path}: columns[{i}]"
+        if not isinstance(entry, dict) or "name" not in entry:
+            raise QualityCheckError(f"{where} has no name")
+        if entry["name"] not in declared:
+            raise QualityCheckError(f"{where}: column {entry['name']!r} is not in the registry's columns of "
+                                    f"this table (include/c360/datasets.yaml)")
+        if "data_type" in entry:
+            raise QualityCheckError(f"{where}: column {entry['name']!r} declares a data_type; types come from "
+                                    f"the registry (include/c360/datasets.yaml), remove it from the contract")
+    by_name = {e["name"]: e for e in checked}
+    return [{"name": c.name, "data_type": c.types.soda, **{k: v for k, v in by_name.get(c.name, {}).items()
+                                                             if k != "name"}} for c in columns]
+
+
+def verify(contract_path: Path, table: str | None = None, now: datetime | None = None,
+           columns: tuple[Column, ...] | None = None) -> list[CheckResult]:
     """Run the contract against the warehouse (on ``table`` if given) and return one result per check.
 
     ``now`` (the run's interval end) is what freshness checks measure against, so a backfilled interval is
@@ -206,7 +234,7 @@ def verify(contract_path: Path, table: str | None = None, now: datetime | None =
         ds_file.write_text(_data_source_yaml(settings.WAREHOUSE_CONN_ID))
         ds_file.chmod(0o600)  # holds the warehouse password when one is set
         target = Path(tmp) / contract_path.name
-        target.write_text(contract_for(contract_path, table))
+        target.write_text(contract_for(contract_path, table, columns))
         batch = table or yaml.safe_load(contract_path.read_text())["dataset"].split("/", 2)[2].replace("/", ".")
         session = verify_contract_locally(
             data_source_file_path=str(ds_file), contract_file_path=str(target), variables={"BATCH": batch},
@@ -242,7 +270,7 @@ def verify(contract_path: Path, table: str | None = None, now: datetime | None =
     return results
 
 
-def record(ds_name: str, interval: Interval, results: list[CheckResult]) -> float | None:
+def save_results(ds_name: str, interval: Interval, results: list[CheckResult]) -> float | None:
     """Replace this run's rows in quality.check_results and quality.dataset_scores, and add them as one more
     attempt of the run to quality.score_history and quality.check_history (one transaction).
 
@@ -251,7 +279,7 @@ def record(ds_name: str, interval: Interval, results: list[CheckResult]) -> floa
     """
     import json
 
-    from c360.steps import sql_file
+    from c360.warehouse import bootstrap, sql_file
 
     s = score(results)
     counts = {o: sum(r.outcome == o for r in results) for o in ("passed", "warned", "failed", "not_evaluated")}
@@ -261,7 +289,7 @@ def record(ds_name: str, interval: Interval, results: list[CheckResult]) -> floa
              "column": r.column_name, "outcome": r.outcome, "value": r.measured_value,
              "threshold": r.threshold, "severity": r.severity, "unit": r.unit} for r in results]
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        conn.execute(sql_file("warehouse/bootstrap.sql"))
+        bootstrap(conn)
         conn.execute(sql_file("quality/delete_run.sql"), key)
         with conn.cursor() as cur:
             cur.executemany(sql_file("quality/insert_check.sql"), rows)
@@ -316,25 +344,49 @@ def platform_checks(ds: Dataset, loaded: dict) -> list[CheckResult]:
     return results
 
 
-def gate(ds: Dataset, interval: Interval, table: str, context: dict | None = None, rows: int | None = None,
-         loaded: dict | None = None) -> dict:
-    """Verify the contract on the batch ``table`` (plus :func:`platform_checks` on the run's ``loaded``
-    counts), record (scores; the assertions in the task's lineage), then fail on blocking checks (warnings are
-    logged)."""
-    from c360 import lineage
+@dataclass(frozen=True)
+class Gated:
+    """One table's gate: the published table the batch would become, the batch, what the checks found."""
 
-    results = verify(ds.contract_path, table, interval.end) + platform_checks(ds, loaded or {})
-    s = record(ds.name, interval, results)
-    lineage.record(context, [lineage.checked_table(ds.output.table, table, results, rows)])
-    failed = [r for r in results if r.outcome == "failed"]
-    warned = [r for r in results if r.outcome == "warned"]
-    for r in warned:
-        log.warning("quality warning %s: %s measured %s (%s)", ds.name, r.check_name, r.measured, r.threshold)
-    log_blocking(ds.name, failed)
+    name: str  # the dataset or derived output: its scores are recorded under this name
+    table: str
+    batch: str
+    results: list[CheckResult]
+    score: float | None
+    rows: int | None = None
+
+    @property
+    def failed(self) -> list[CheckResult]:
+        return [r for r in self.results if r.outcome == "failed"]
+
+
+def gate(name: str, table: str, contract_path: Path, batch: str, interval: Interval, rows: int | None = None,
+         extra: list[CheckResult] | tuple[CheckResult, ...] = (), columns: tuple[Column, ...] | None = None
+         ) -> Gated:
+    """Verify the contract on the batch (plus ``extra`` results the platform measured itself:
+    :func:`platform_checks`), save the results and score (:func:`save_results`) and log every warning and
+    blocking check. Raises nothing on bad data: the caller records the gate's lineage, then :func:`enforce`."""
+    results = verify(contract_path, batch, interval.end, columns) + list(extra)
+    s = save_results(name, interval, results)
+    for r in results:
+        if r.outcome == "warned":
+            log.warning("quality warning %s: %s measured %s (%s)", name, r.check_name, r.measured, r.threshold)
+    log_blocking(name, [r for r in results if r.outcome == "failed"])
+    return Gated(name, table, batch, results, s, rows)
+
+
+def enforce(owner: str, gated: list[Gated], run_id: str) -> None:
+    """Raise :class:`QualityGateFailed` when any gate of ``owner``'s run has a blocking failure: nothing of the
+    run is published (a derived product publishes all its outputs or none)."""
+    failed = [(g.name, r) for g in gated for r in g.failed]
     if failed:
-        raise QualityGateFailed(gate_failure_message(ds.name, [(ds.name, r) for r in failed], ds.output.table,
-                                                     interval.run_id))
-    return {"score": s, "passed": sum(r.outcome == "passed" for r in results), "warned": len(warned)}
+        unchanged = gated[0].table if len(gated) == 1 else f"every output ({', '.join(g.table for g in gated)})"
+        raise QualityGateFailed(gate_failure_message(owner, failed, unchanged, run_id))
+
+
+def summary(g: Gated) -> dict:
+    return {"score": g.score, "passed": sum(r.outcome == "passed" for r in g.results),
+            "warned": sum(r.outcome == "warned" for r in g.results)}
 
 
 def gate_failure_message(name: str, failed: list[tuple[str, CheckResult]], unchanged: str, run_id: str) -> str:

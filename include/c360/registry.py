@@ -8,6 +8,7 @@ naming the dataset and the field.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Literal
@@ -19,17 +20,29 @@ from c360 import settings
 
 REGISTRY_FILE = Path(__file__).with_name("datasets.yaml")
 
-ColumnType = Literal["string", "int", "bigint", "double", "timestamp", "date", "boolean"]
+ColumnType = Literal["string", "int", "bigint", "double", "decimal", "timestamp", "date", "boolean", "json"]
 
-# Postgres column types for the published tables.
-PG_TYPES: dict[str, str] = {
-    "string": "text",
-    "int": "integer",
-    "bigint": "bigint",
-    "double": "double precision",
-    "timestamp": "timestamp",
-    "date": "date",
-    "boolean": "boolean",
+
+@dataclass(frozen=True)
+class TypeMap:
+    """What a registry column type is in each system that stores or checks it (the one type map)."""
+
+    pg: str  # PostgreSQL column type of the published and batch tables
+    soda: str  # the data_type Soda's schema check reads back from PostgreSQL's catalog
+    spark: str  # the Spark SQL type the stage job casts raw text to
+    arrow: tuple  # the Arrow type Parquet is cast to before the COPY: a pyarrow type factory and its arguments
+
+
+TYPES: dict[str, TypeMap] = {
+    "string": TypeMap("text", "text", "string", ("string",)),
+    "int": TypeMap("integer", "integer", "int", ("int32",)),
+    "bigint": TypeMap("bigint", "bigint", "bigint", ("int64",)),
+    "double": TypeMap("double precision", "double precision", "double", ("float64",)),
+    "decimal": TypeMap("numeric(18, 2)", "numeric", "decimal(18,2)", ("decimal128", 18, 2)),  # money
+    "timestamp": TypeMap("timestamp", "timestamp without time zone", "timestamp_ntz", ("timestamp", "us")),
+    "date": TypeMap("date", "date", "date", ("date32",)),
+    "boolean": TypeMap("boolean", "boolean", "boolean", ("bool_",)),
+    "json": TypeMap("jsonb", "jsonb", "string", ("string",)),  # a JSON document, written as its text
 }
 
 
@@ -43,10 +56,36 @@ class Column(_Strict):
     nullable: bool = True
     pii: bool = False
     description: str = ""
+    # a condition the published table enforces on the column, as SQL after the column's name
+    # (e.g. "between 1 and 5"); the registry is code, reviewed like the SQL files
+    check: str | None = None
+
+    @property
+    def types(self) -> TypeMap:
+        return TYPES[self.type]
 
     @property
     def pg_type(self) -> str:
-        return PG_TYPES[self.type]
+        return self.types.pg
+
+    @property
+    def arrow_type(self):
+        import pyarrow as pa
+
+        factory, *args = self.types.arrow
+        return getattr(pa, factory)(*args)
+
+
+def spark_columns(columns: tuple[Column, ...] | list[Column]) -> list[dict]:
+    """The columns as the Spark jobs take them: name, Spark SQL type, nullability."""
+    return [{"name": c.name, "type": c.types.spark, "nullable": c.nullable} for c in columns]
+
+
+def arrow_schema(columns: tuple[Column, ...] | list[Column]):
+    """The Arrow schema of registry columns (every Parquet read or write of a registry table is cast to it)."""
+    import pyarrow as pa
+
+    return pa.schema([(c.name, c.arrow_type) for c in columns])
 
 
 class Cadence(_Strict):
@@ -101,6 +140,18 @@ class Output(_Strict):
         return self.table.split(".", 1)[1]
 
 
+def _check_columns(columns: tuple[Column, ...], references: list[tuple[str, tuple[str, ...]]]) -> None:
+    """No column declared twice; every column a field names (``(field, names)``) is declared."""
+    names = [c.name for c in columns]
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        raise ValueError(f"duplicate columns {sorted(dupes)}")
+    for field, cols in references:
+        missing = [c for c in cols if c not in names]
+        if missing:
+            raise ValueError(f"{field} names columns that are not declared: {missing}")
+
+
 class Dataset(_Strict):
     name: str
     description: str
@@ -119,19 +170,12 @@ class Dataset(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Dataset:
-        names = [c.name for c in self.columns]
-        dupes = {n for n in names if names.count(n) > 1}
-        if dupes:
-            raise ValueError(f"duplicate columns {sorted(dupes)}")
-        for field, cols in (
+        _check_columns(self.columns, [
             ("business_key", self.business_key),
             ("version_column", (self.version_column,)),
             ("source.watermark", () if self.source.system == "ga_export" else (self.source.watermark,)),
             *((f"outputs[{i}].indexes", cols) for i, o in enumerate(self.outputs) for cols in o.indexes),
-        ):
-            missing = [c for c in cols if c not in names]
-            if missing:
-                raise ValueError(f"{field} names columns that are not declared: {missing}")
+        ])
         if self.status == "active":
             for field, path in (
                 ("contract", settings.PROJECT_DIR / self.contract),
@@ -153,6 +197,19 @@ class Dataset(_Strict):
     def output(self) -> Output:
         return self.outputs[0]
 
+    # the published table, as c360.warehouse creates it (the same names as a DerivedOutput's)
+    @property
+    def table(self) -> str:
+        return self.output.table
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        return self.business_key
+
+    @property
+    def indexes(self) -> tuple[tuple[str, ...], ...]:
+        return self.output.indexes
+
     @property
     def contract_path(self) -> Path:
         return settings.PROJECT_DIR / self.contract
@@ -161,16 +218,39 @@ class Dataset(_Strict):
     def dag_id(self) -> str:
         return f"{self.name}_{cadence_label(self.cadence.schedule)}"
 
+    @property
+    def full_refresh_dag_id(self) -> str | None:
+        schedule = self.cadence.full_refresh_schedule
+        return f"{self.name}_{cadence_label(schedule)}_full_refresh" if schedule else None
+
 
 class DerivedOutput(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")  # the Spark job's output folder
     table: str = Field(pattern=r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
     contract: str
     history: bool  # one partition per as_of_date, or the current state only
+    description: str = ""
+    # one row per key: the primary key, or, when a key column may be NULL, a unique constraint under which
+    # NULLs compare equal (an order without line items is one row)
+    key: tuple[str, ...] = Field(min_length=1)
+    columns: tuple[Column, ...] = Field(min_length=1)
+    indexes: tuple[tuple[str, ...], ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DerivedOutput:
+        _check_columns(self.columns, [("key", self.key)] + [
+            (f"indexes[{i}]", cols) for i, cols in enumerate(self.indexes)])
+        if self.history and "as_of_date" not in self.key:
+            raise ValueError("a history output's key must include as_of_date (one partition per as-of date)")
+        return self
 
     @property
     def contract_path(self) -> Path:
         return settings.PROJECT_DIR / self.contract
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
 
 
 class Derived(_Strict):
@@ -246,6 +326,23 @@ class Registry(_Strict):
 
     def active(self) -> list[Dataset]:
         return [d for d in self.datasets.values() if d.status == "active"]
+
+    def dag_ids(self) -> list[str]:
+        """Every DAG the registry builds: active datasets (and their full-refresh DAGs), derived products."""
+        ids = [d.dag_id for d in self.active()]
+        ids += [d.full_refresh_dag_id for d in self.active() if d.full_refresh_dag_id]
+        return sorted(ids + [d.dag_id for d in self.derived.values()])
+
+    def published(self) -> list[Dataset | DerivedOutput]:
+        """Every published table's entry (active datasets, derived outputs): columns, key, table, contract."""
+        return [*self.active(), *(o for d in self.derived.values() for o in d.outputs)]
+
+    def contract_columns(self, contract: Path) -> tuple[Column, ...]:
+        """The columns of the table a contract file checks (its schema comes from here, not the file)."""
+        for entry in (*self.datasets.values(), *(o for d in self.derived.values() for o in d.outputs)):
+            if entry.contract_path.resolve() == Path(contract).resolve():
+                return entry.columns
+        raise KeyError(f"{contract} is the contract of no dataset or derived output in {REGISTRY_FILE}")
 
     def __getitem__(self, name: str) -> Dataset:
         try:

@@ -135,7 +135,7 @@ def runtime_env(socket_dir: Path | None = None) -> dict[str, str]:
         ),
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(state_dir() / "logs"),
         "AIRFLOW__OPENLINEAGE__NAMESPACE": "c360",
-        # what each @task read and wrote (c360.lineage.record) reaches the provider through this extractor
+        # what each @task read and wrote (c360.lineage.attach) reaches the provider through this extractor
         "AIRFLOW__OPENLINEAGE__EXTRACTORS": "c360.lineage.TaskLineageExtractor",
         "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
             {"type": "file", "log_file_path": str(lineage_file()), "append": True}

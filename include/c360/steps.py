@@ -7,57 +7,19 @@ extract → raw partition; (Spark) raw → stage + quarantine; load → PostgreS
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from c360 import lake, pg, settings
+from c360 import lake, pg, settings, warehouse
 from c360.registry import Dataset
+from c360.warehouse import Interval, UnstorableText, column_list, ident, parquet_dataset, sql_file
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     import psycopg
-    import pyarrow as pa
-    import pyarrow.dataset as pads
 
 log = logging.getLogger(__name__)
 
 FULL, INCREMENTAL = "full", "incremental"
 MANIFEST = "_manifest"  # counts a Spark job writes beside its stage output (GA: lines → activities)
-
-
-@dataclass(frozen=True)
-class Interval:
-    start: datetime
-    end: datetime
-    run_id: str
-    dag_id: str = ""
-
-    @property
-    def params(self) -> dict[str, Any]:
-        # Source timestamps are UTC wall-clock values (timestamp without time zone).
-        return {"start": self.start.replace(tzinfo=None), "end": self.end.replace(tzinfo=None)}
-
-
-def sql_file(name: str, **identifiers: Any):
-    """An SQL file from include/sql with identifiers composed in (values stay bound parameters)."""
-    from psycopg import sql
-
-    text = (settings.SQL_DIR / name).read_text()
-    return sql.SQL(text).format(**identifiers)
-
-
-def ident(dotted: str):
-    from psycopg import sql
-
-    return sql.Identifier(*dotted.split("."))
-
-
-def _columns(names: list[str]):
-    from psycopg import sql
-
-    return sql.SQL(", ").join(sql.Identifier(n) for n in names)
 
 
 def partition_uris(ds: Dataset, interval: Interval) -> dict[str, str]:
@@ -68,8 +30,7 @@ def partition_uris(ds: Dataset, interval: Interval) -> dict[str, str]:
 
 
 def published_exists(ds: Dataset) -> bool:
-    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        return conn.execute("select to_regclass(%s) is not null", (ds.output.table,)).fetchone()[0]
+    return warehouse.table_exists(ds.table)
 
 
 def extract(ds: Dataset, interval: Interval, mode: str) -> dict[str, Any]:
@@ -86,7 +47,7 @@ def extract(ds: Dataset, interval: Interval, mode: str) -> dict[str, Any]:
     uris = partition_uris(ds, interval)
     kind = "full" if mode == FULL else "interval"
     idents = {"table": ident(ds.source.table), "watermark": ident(ds.source.watermark)}
-    query = sql_file(f"extract/{kind}.sql", columns=_columns(ds.column_names), **idents)
+    query = sql_file(f"extract/{kind}.sql", columns=column_list(ds.column_names), **idents)
     count_query = sql_file(f"extract/{kind}_count.sql", **idents)
     target = lake.replace_partition(uris["raw"])
     schema = pa.schema([(c, pa.string()) for c in ds.column_names])
@@ -150,172 +111,11 @@ def extract_landing(ds: Dataset, interval: Interval) -> dict[str, Any]:
 # ---- load ----------------------------------------------------------------------------------------------
 
 
-def _parquet_dataset(uri: str) -> pads.Dataset:
-    import pyarrow.dataset as pads
-    from pyarrow.fs import FSSpecHandler, PyFileSystem
-
-    p = lake.path(uri)
-    if not p.exists():
-        raise FileNotFoundError(f"no Spark output at {uri}: did the stage task run for this interval?")
-    if uri.startswith("file:"):
-        return pads.dataset(str(lake.local_path(uri)), format="parquet")
-    fs = PyFileSystem(FSSpecHandler(p.fs))
-    return pads.dataset(p.path, filesystem=fs, format="parquet")
-
-
-def _read_parquet(uri: str) -> pa.Table:
-    return _parquet_dataset(uri).to_table()
-
-
-def copy_parquet(uri: str, table_name: str, prepare: Callable[[pa.Table], pa.Table],
-                 streams: int | None = None) -> int:
-    """COPY a Parquet partition into a (committed) table over ``streams`` connections at once; returns the rows.
-
-    PostgreSQL parses a COPY stream on one core, so a single stream leaves the others idle (two streams load
-    40M rows 1.5x faster on 2 cores). Record batches are read as the streams need them: the partition is never
-    held in memory whole. A failed stream fails the load; the table is then partly filled (the caller drops
-    and recreates it on the rerun).
-    """
-    import queue
-    import threading
-
-    import pyarrow as pa
-
-    streams = streams or settings.copy_streams()
-    batches: queue.Queue = queue.Queue(maxsize=2 * streams)
-    errors: list[BaseException] = []
-    rows = 0
-
-    def stream() -> None:
-        try:
-            with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-                while (batch := batches.get()) is not None:
-                    if not errors:  # after a failure, only drain so the reader never blocks
-                        copy_arrow(conn, table_name, prepare(pa.Table.from_batches([batch])))
-        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
-            errors.append(e)
-            while batches.get() is not None:
-                pass
-
-    workers = [threading.Thread(target=stream, name=f"copy-{table_name}-{n}") for n in range(streams)]
-    for w in workers:
-        w.start()
-    try:
-        for batch in _parquet_dataset(uri).to_batches(batch_size=250_000):
-            if errors:
-                break
-            rows += batch.num_rows
-            batches.put(batch)
-    finally:
-        for _ in workers:
-            batches.put(None)
-        for w in workers:
-            w.join()
-    if errors:
-        raise errors[0]
-    return rows
-
-
-def _cast_for_pg(table: pa.Table, ds: Dataset) -> pa.Table:
-    """Column order and types of the registry (Spark may write ints as int32/64, timestamps as us)."""
-    return table.select(ds.column_names).cast(arrow_schema(ds.columns))
-
-
-def arrow_schema(columns) -> pa.Schema:
-    """The Arrow schema of registry columns (one type map for every reader and writer)."""
-    import pyarrow as pa
-
-    types = {"string": pa.string(), "int": pa.int32(), "bigint": pa.int64(), "double": pa.float64(),
-             "timestamp": pa.timestamp("us"), "date": pa.date32(), "boolean": pa.bool_()}
-    return pa.schema([(c.name, types[c.type]) for c in columns])
-
-
-class UnstorableText(ValueError):
-    """A text value PostgreSQL cannot store (NUL, or bytes that are not UTF-8) failed a COPY."""
-
-
-def _unstorable_text(table: pa.Table) -> str | None:
-    """The first text value of ``table`` PostgreSQL cannot store, described (column, row, what); else None.
-    Only called after a COPY failed on one: it reads every text value in Python."""
-    import pyarrow as pa
-
-    key = table.column_names[0]
-    for name in table.column_names:
-        if not pa.types.is_string(table.schema.field(name).type):
-            continue
-        for row, value in enumerate(table[name].cast(pa.binary()).to_pylist()):
-            if value is None:
-                continue
-            problem = "holds NUL (U+0000)" if b"\x00" in value else None
-            try:
-                value.decode()
-            except UnicodeDecodeError as e:
-                problem = f"is not valid UTF-8 (byte 0x{value[e.start]:02x} at offset {e.start})"
-            if problem:
-                where = f"row {row} of the batch" if name == key else f"{key}={table[key][row].as_py()!r}"
-                return f"column {name!r} ({where}) {problem}: {value[:60]!r}"
-    return None
-
-
-def copy_arrow(conn: psycopg.Connection, table_name: str, table: pa.Table, chunk_rows: int = 250_000) -> None:
-    """COPY an Arrow table into ``schema.table`` via CSV (PyArrow writes ~1M rows/s).
-
-    PostgreSQL judges the text: a value it cannot store (NUL, bad UTF-8) fails the COPY, and the error
-    (:class:`UnstorableText`) then names the column and the row instead of only the byte."""
-    import io
-
-    import psycopg
-    import pyarrow.csv as pacsv
-    from psycopg import sql
-
-    stmt = sql.SQL("copy {} ({}) from stdin with (format csv)").format(
-        ident(table_name), _columns(table.column_names)
-    )
-    try:
-        with conn.cursor() as cur, cur.copy(stmt) as copy:
-            for offset in range(0, table.num_rows, chunk_rows):
-                buf = io.BytesIO()
-                pacsv.write_csv(table.slice(offset, chunk_rows), buf,
-                                pacsv.WriteOptions(include_header=False, quoting_style="needed"))
-                copy.write(buf.getvalue())
-    except psycopg.errors.CharacterNotInRepertoire as e:  # 22021: invalid byte sequence for encoding "UTF8"
-        found = _unstorable_text(table)
-        if found is None:
-            raise
-        raise UnstorableText(f"COPY into {table_name}: {found}, which PostgreSQL text cannot store") from e
-
-
-def ensure_published_table(conn: psycopg.Connection, ds: Dataset) -> None:
-    from psycopg import sql
-
-    # text keys compare byte-wise (collation "C"): ids have no linguistic order, and the key index builds
-    # ~1.7x faster than under the server's locale (40M keys: 18.6 s against 32.4 s)
-    cols = sql.SQL(", ").join(
-        sql.SQL("{} {}{}{}").format(
-            sql.Identifier(c.name), sql.SQL(c.pg_type),
-            sql.SQL(' collate "C"' if c.name in ds.business_key and c.pg_type == "text" else ""),
-            sql.SQL(" not null" if not c.nullable else ""),
-        )
-        for c in ds.columns
-    )
-    conn.execute(sql_file("warehouse/bootstrap.sql"))
-    conn.execute(
-        sql.SQL("create table if not exists {} ({}, primary key ({}))").format(
-            ident(ds.output.table), cols, _columns(list(ds.business_key))
-        )
-    )
-    for columns in ds.output.indexes:
-        name = f"{ds.output.table_name}__{'_'.join(columns)}_idx"
-        conn.execute(sql.SQL("create index if not exists {} on {} ({})").format(
-            sql.Identifier(name), ident(ds.output.table), _columns(list(columns))))
-
-
-def staging_table(ds: Dataset, dag_id: str, interval: Interval) -> str:
-    """The run's batch table, named by DAG and interval: concurrent runs (a backfill beside the scheduled run,
-    brand's weekly and monthly DAGs) never share one. Gone once published (a task cleared after that rebuilds it:
-    :func:`ensure_batch`); kept for inspection otherwise."""
-    # lower case, no punctuation: an identifier that needs no quoting in any tool (Soda builds its own SQL)
-    return f"staging.{dag_id}__{interval.start:%Y%m%dt%H%M}"
+def staging_table(dag_id: str, interval: Interval) -> str:
+    """The run's batch table, named by DAG and interval (:func:`c360.warehouse.batch_name`): concurrent runs
+    (a backfill beside the scheduled run, brand's weekly and monthly DAGs) never share one. Gone once published
+    (a task cleared after that rebuilds it: :func:`ensure_batch`); kept for inspection otherwise."""
+    return warehouse.batch_name(dag_id, interval.start)
 
 
 def _reconcile(ds: Dataset, interval: Interval, extracted: dict[str, Any], staged: int, quarantined: int) -> None:
@@ -353,7 +153,7 @@ def stage_fingerprint(stage_uri: str) -> str:
     only if the fingerprint is the one recorded at the load."""
     import hashlib
 
-    dataset = _parquet_dataset(stage_uri)
+    dataset = parquet_dataset(stage_uri)
     digest = hashlib.sha256()
     for info in dataset.filesystem.get_file_info(sorted(dataset.files)):
         digest.update(f"{info.base_name}\0{info.size}\n".encode())
@@ -361,35 +161,25 @@ def stage_fingerprint(stage_uri: str) -> str:
 
 
 def fill_batch(ds: Dataset, interval: Interval, batch: str, stage_uri: str, rows: int, mode: str) -> None:
-    """(Re)create the batch table ``batch`` like the published table and COPY the stage partition into it.
+    """(Re)create the batch table ``batch`` like the published table and COPY the stage partition into it
+    (:func:`c360.warehouse.fill_batch`); a full refresh that found no rows never empties a published table.
 
     What load_to_staging does after its checks, and what rebuilds a batch that is gone
     (:func:`ensure_batch`): one code path, so a rebuilt batch is the batch that was loaded.
     """
     from psycopg import sql
 
-    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:  # committed before the COPY streams connect
-        ensure_published_table(conn, ds)
-        if mode == FULL and rows == 0:
-            published = conn.execute(sql.SQL("select exists (select 1 from {})").format(
-                ident(ds.output.table))).fetchone()[0]
-            if published:
-                raise RuntimeError(
-                    f"{ds.name}: a full refresh as of {interval.end} found no rows but {ds.output.table} has "
-                    f"rows; refusing to empty it (is the source table empty or the interval wrong?)"
-                )
-        conn.execute(sql.SQL("drop table if exists {}").format(ident(batch)))
-        # no indexes: COPY into a bare table is fastest; duplicate keys fail the gate, then the published key
-        conn.execute(sql.SQL("create table {} (like {} including defaults including constraints)").format(
-            ident(batch), ident(ds.output.table)))
+    def refuse_empty_refresh(conn: psycopg.Connection) -> None:
+        if mode == FULL and rows == 0 and conn.execute(sql.SQL("select exists (select 1 from {})").format(
+                ident(ds.table))).fetchone()[0]:
+            raise RuntimeError(
+                f"{ds.name}: a full refresh as of {interval.end} found no rows but {ds.table} has "
+                f"rows; refusing to empty it (is the source table empty or the interval wrong?)")
+
     try:
-        copied = copy_parquet(stage_uri, batch, lambda t: _cast_for_pg(t, ds))
+        warehouse.fill_batch(ds, batch, stage_uri, rows, before=refuse_empty_refresh)
     except UnstorableText as e:
         raise UnstorableText(f"{ds.name} {lake.interval_key(interval.start)}: {e}") from e
-    if copied != rows:
-        raise RuntimeError(f"{ds.name}: the stage partition has {rows} rows but {copied} were copied into {batch}")
-    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        conn.execute(sql.SQL("analyze {}").format(ident(batch)))
 
 
 def load_staging(ds: Dataset, interval: Interval, extracted: dict[str, Any], dag_id: str) -> dict[str, Any]:
@@ -397,10 +187,10 @@ def load_staging(ds: Dataset, interval: Interval, extracted: dict[str, Any], dag
 
     The result records the stage partition and its :func:`stage_fingerprint`, so the later tasks of the run
     can rebuild the batch if it is gone (:func:`ensure_batch`)."""
-    staged = _parquet_dataset(extracted["stage"]).count_rows()  # from the footers: nothing read yet
-    quarantined = _parquet_dataset(extracted["quarantine"]).count_rows()
+    staged = parquet_dataset(extracted["stage"]).count_rows()  # from the footers: nothing read yet
+    quarantined = parquet_dataset(extracted["quarantine"]).count_rows()
     _reconcile(ds, interval, extracted, staged, quarantined)
-    batch = staging_table(ds, dag_id, interval)
+    batch = staging_table(dag_id, interval)
     fingerprint = stage_fingerprint(extracted["stage"])
     fill_batch(ds, interval, batch, extracted["stage"], staged, extracted["mode"])
     log.info("%s: staged %s rows into %s (%s quarantined)", ds.name, staged, batch, quarantined)
@@ -413,11 +203,6 @@ class BatchUnavailable(RuntimeError):
     """The run's batch table is gone and cannot be rebuilt as it was loaded."""
 
 
-def batch_exists(batch: str) -> bool:
-    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        return conn.execute("select to_regclass(%s) is not null", (batch,)).fetchone()[0]
-
-
 def ensure_batch(ds: Dataset, interval: Interval, loaded: dict[str, Any]) -> bool:
     """Make sure the run's batch table exists; rebuild it from the run's stage partition when it is gone.
 
@@ -428,7 +213,7 @@ def ensure_batch(ds: Dataset, interval: Interval, loaded: dict[str, Any]) -> boo
     Returns whether the batch was rebuilt.
     """
     batch = loaded["batch_table"]
-    if batch_exists(batch):
+    if warehouse.table_exists(batch):
         return False
     where = f"{ds.name} {lake.interval_key(interval.start)}: batch table {batch} is gone"
     stage, recorded = loaded.get("stage"), loaded.get("stage_fingerprint")
@@ -465,7 +250,7 @@ def publish(ds: Dataset, interval: Interval, loaded: dict[str, Any]) -> dict[str
     """
     from psycopg import sql
 
-    published, batch = ds.output.table, loaded["batch_table"]
+    published, batch = ds.table, loaded["batch_table"]
     ensure_batch(ds, interval, loaded)  # its COPY streams commit before the publish transaction
     key_match = sql.SQL(" and ").join(
         sql.SQL("b.{k} = p.{k}").format(k=sql.Identifier(k)) for k in ds.business_key
@@ -476,7 +261,7 @@ def publish(ds: Dataset, interval: Interval, loaded: dict[str, Any]) -> dict[str
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:  # one transaction: commit at exit
         # publishes of one table queue behind each other (e.g. a backfill next to the scheduled run)
         conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (published,))
-        if conn.execute("select to_regclass(%s) is null", (batch,)).fetchone()[0]:
+        if not warehouse.exists(conn, batch):
             # ensure_batch ran before this transaction: only a concurrent publish of the same run gets here
             raise BatchUnavailable(f"{ds.name}: batch table {batch} was published or dropped by another "
                                    f"process while this one waited; clear publish_table")
@@ -495,11 +280,7 @@ def publish(ds: Dataset, interval: Interval, loaded: dict[str, Any]) -> dict[str
         else:
             replaced = conn.execute(sql_file("warehouse/publish_delete.sql", **idents)).rowcount
             written = conn.execute(sql_file("warehouse/publish_insert.sql", **idents)).rowcount
-            conn.execute(sql.SQL("drop table {}").format(ident(batch)))
-        conn.execute(sql_file("warehouse/publish_log.sql"), {
-            "dataset": ds.name, "table": published, "start": interval.start, "end": interval.end,
-            "run_id": interval.run_id, "mode": loaded["mode"], "batch_rows": loaded["staged_rows"],
-            "rows": written,
-        })
+            warehouse.drop(conn, batch)
+        warehouse.log_publish(conn, ds.name, published, interval, loaded["mode"], loaded["staged_rows"], written)
     log.info("published %s (%s): %s rows written, %s replaced", published, loaded["mode"], written, replaced)
     return {"table": published, "rows_written": written, "rows_replaced": replaced}

@@ -100,8 +100,10 @@ def interval_ends(schedule: str, last: datetime, n: int) -> list[datetime]:
     return ends[::-1]
 
 
-def _sql(name: str) -> str:
-    return (settings.SQL_DIR / "steward" / name).read_text()
+def _sql(name: str):
+    from c360.warehouse import sql_file
+
+    return sql_file(f"steward/{name}")
 
 
 def _has_history(conn) -> bool:
@@ -556,16 +558,15 @@ def quarantine_reasons(dataset: str, start: datetime) -> dict[str, int] | None:
 
 def batch_table(e: Entry, dag_id: str, interval_start: datetime, interval_end: datetime) -> str | None:
     """The run's batch table if it is still in ``staging`` (kept after a blocked gate for inspection)."""
-    from c360 import outputs, steps
+    from c360 import products, warehouse
     from c360.registry import load_registry
 
     registry = load_registry()
     if e.kind == "dataset":
-        name = steps.staging_table(registry[e.name], dag_id, steps.Interval(interval_start, interval_end, ""))
+        name = warehouse.batch_name(dag_id, interval_start)
     else:
-        name = outputs.batch_table(registry.derived[e.product], e.name, interval_end)
-    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        return name if conn.execute("select to_regclass(%s) is not null", (name,)).fetchone()[0] else None
+        name = products.batch_table(registry.derived[e.product], e.name, interval_end)
+    return name if warehouse.table_exists(name) else None
 
 
 def failing_rows(diagnostics: dict[str, Any] | None) -> str | None:

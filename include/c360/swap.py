@@ -13,7 +13,7 @@ import hashlib
 import logging
 from typing import TYPE_CHECKING
 
-from c360.steps import ident, sql_file
+from c360.warehouse import ident, sql_file
 
 if TYPE_CHECKING:
     import psycopg

@@ -26,15 +26,6 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-SPARK_TYPES = {
-    "string": "string",
-    "int": "int",
-    "bigint": "bigint",
-    "double": "double",
-    "timestamp": "timestamp_ntz",
-    "date": "date",
-    "boolean": "boolean",
-}
 REASON = "_reject_reason"
 SOURCE_FILE = "_source_file"
 
@@ -57,12 +48,12 @@ def cast_and_validate(df: DataFrame, columns: list[dict]) -> DataFrame:
     """
     raw = df.select(*[
         # text is kept exactly; a blank value of a typed column is a missing one
-        (F.col(f"`{c['name']}`") if SPARK_TYPES[c["type"]] == "string"
+        (F.col(f"`{c['name']}`") if c["type"] == "string"
          else F.when(_blank(F.col(f"`{c['name']}`")), None).otherwise(F.col(f"`{c['name']}`")))
         .alias(f"_raw_{c['name']}") for c in columns], SOURCE_FILE)
     typed = []
     for c in columns:
-        name, spark_type = c["name"], SPARK_TYPES[c["type"]]
+        name, spark_type = c["name"], c["type"]
         r = F.col(f"_raw_{name}")
         typed.append((r if spark_type == "string" else r.try_cast(spark_type)).alias(name))
     out = raw.select("*", *typed)
@@ -70,7 +61,7 @@ def cast_and_validate(df: DataFrame, columns: list[dict]) -> DataFrame:
     for c in columns:
         name = c["name"]
         r = F.col(f"_raw_{name}")
-        if SPARK_TYPES[c["type"]] != "string":
+        if c["type"] != "string":
             reasons.append(F.when(
                 r.isNotNull() & F.col(name).isNull(),
                 F.format_string(f"{name}: '%s' is not a valid {c['type']}", r),

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from c360 import generator, pg, settings
+from c360 import generator, pg, settings, warehouse
 from c360.registry import load_registry
 
 from .conftest import Api
@@ -43,7 +43,7 @@ def _interval_checksum(ds, start: datetime, end: datetime) -> tuple[int, int, st
     """(rows, distinct keys, md5) of the published rows whose version falls in [start, end)."""
     from psycopg import sql
 
-    from c360.steps import ident
+    from c360.warehouse import ident
 
     keys = sql.SQL(", ").join(sql.Identifier(k) for k in ds.business_key)
     column = "visit_start_ts" if ds.name == "web_analytics" else ds.version_column
@@ -56,7 +56,7 @@ def _interval_checksum(ds, start: datetime, end: datetime) -> tuple[int, int, st
 def _no_duplicates(ds) -> bool:
     from psycopg import sql
 
-    from c360.steps import ident
+    from c360.warehouse import ident
 
     keys = sql.SQL(", ").join(sql.Identifier(k) for k in ds.business_key)
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
@@ -67,7 +67,6 @@ def _no_duplicates(ds) -> bool:
 
 @pytest.fixture(scope="module")
 def sources(platform):
-    from c360 import steps
 
     data = generator.generate(SCALE)
     generator.load_sources(data)
@@ -77,7 +76,7 @@ def sources(platform):
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
         conn.execute("drop schema if exists c360 cascade; drop schema if exists staging cascade")
         for ds in load_registry().active():
-            steps.ensure_published_table(conn, ds)
+            warehouse.ensure_table(conn, ds)
     return data
 
 

@@ -17,7 +17,7 @@ from datetime import datetime
 
 import pytest
 
-from c360 import generator, pg, settings, steps
+from c360 import generator, pg, settings, steps, warehouse
 from c360.registry import load_registry
 
 from .conftest import Api
@@ -76,7 +76,7 @@ def _checksum(ds, end: datetime) -> tuple[int, int, str]:
     (a later interval published meanwhile, e.g. the scheduler's next run, adds rows only after it)."""
     from psycopg import sql
 
-    from c360.steps import ident
+    from c360.warehouse import ident
 
     keys = sql.SQL(", ").join(sql.Identifier(k) for k in ds.business_key)
     q = sql.SQL("select count(*), count(distinct ({k})), md5(string_agg(t::text, '|' order by {k})) from {t} t "
@@ -88,7 +88,7 @@ def _checksum(ds, end: datetime) -> tuple[int, int, str]:
 def _no_duplicate_keys(ds) -> bool:
     from psycopg import sql
 
-    from c360.steps import ident
+    from c360.warehouse import ident
 
     keys = sql.SQL(", ").join(sql.Identifier(k) for k in ds.business_key)
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
@@ -138,7 +138,7 @@ def test_clearing_any_task_or_the_run_republishes_the_same_table(published_run):
     ds = load_registry()[DATASET]
     before = _checksum(ds, end)
     start = datetime.fromisoformat(run["data_interval_start"])
-    batch = steps.staging_table(ds, DAG_ID, steps.Interval(start, end, run_id))
+    batch = steps.staging_table(DAG_ID, warehouse.Interval(start, end, run_id))
     assert before[0] > 0 and before[0] == before[1], before
     for task, mode in STEPS:
         tries = {t: ti["try_number"] for t, ti in api.tasks(DAG_ID, run_id).items()}

@@ -4,7 +4,7 @@ inside Airflow's iframe, and the JSON API over REST (authenticated only).
 
 The state is what `make demo` leaves and then some: every DAG paused; runs started by ``dag.test()`` for past
 intervals (tasks marked successful, nothing extracted); quality results recorded by the gate's own
-``quality.record`` and publishes logged by the publish step's SQL. At a glance, for the latest interval each
+``quality.save_results`` and publishes logged by the publish step's SQL. At a glance, for the latest interval each
 schedule expects:
 
 * transactions (daily): ran and **blocked** (a blocking check failed; the last good run was the day before,
@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from c360 import cli, pg, quality, settings, steward
-from c360.steps import Interval, sql_file
+from c360.warehouse import Interval, sql_file
 
 pytestmark = pytest.mark.e2e
 
@@ -112,20 +112,20 @@ def seeded(airflow, demo_runs):
     for days_back, checks in ((3, _checks(TX)), (1, _checks(TX, warned=warned))):
         end = tx_end - days_back * day
         interval = Interval(end - day, end, f"scheduled__{(end - day).isoformat()}", TX_DAG)
-        quality.record(TX, interval, checks)  # two days back: no run (a gap)
+        quality.save_results(TX, interval, checks)  # two days back: no run (a gap)
         _publish(TX, "c360.transactions", interval, 120)
     blocked = _interval(demo_runs[TX])  # the latest expected interval: blocked, 7 of 9 checks passed
-    assert quality.record(TX, blocked, _checks(TX, warned=warned, failed=(BLOCKING,))) == 77.78
+    assert quality.save_results(TX, blocked, _checks(TX, warned=warned, failed=(BLOCKING,))) == 77.78
     _quarantine(TX, blocked.start, ["amount is not a number", "amount is not a number", "transaction_ts is missing"])
 
     p_end = _expected(PRODUCT)
     product = Interval(p_end - timedelta(days=7), p_end, f"scheduled__{(p_end - timedelta(days=7)).isoformat()}",
                        PRODUCT_DAG)
-    quality.record(PRODUCT, product, _checks(PRODUCT, warned=("missing values - description",)))
+    quality.save_results(PRODUCT, product, _checks(PRODUCT, warned=("missing values - description",)))
     _publish(PRODUCT, "c360.product", product, 40)
 
     brand = _interval(demo_runs[BRAND])
-    quality.record(BRAND, brand, _checks(BRAND))
+    quality.save_results(BRAND, brand, _checks(BRAND))
     _publish(BRAND, "c360.brand", brand, 12)
     return airflow
 
@@ -435,7 +435,7 @@ def test_links_work_when_clicked_inside_airflows_iframe(browser, seeded, demo_ru
 
 def test_a_rerun_that_passes_keeps_the_blocked_attempt(seeded, demo_runs):
     interval = _interval(demo_runs[TX])
-    assert quality.record(TX, interval, _checks(TX)) == 100.0  # the rerun (attempt 2) passes …
+    assert quality.save_results(TX, interval, _checks(TX)) == 100.0  # the rerun (attempt 2) passes …
     _publish(TX, "c360.transactions", interval, 118)  # … and publishes
     tx = _datasets(seeded)[TX]
     assert tx["state"] == "published" and tx["latest"]["attempt"] == 2

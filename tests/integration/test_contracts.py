@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from c360 import generator, pg, quality, settings
+from c360 import generator, pg, quality, settings, warehouse
 from c360.registry import load_registry
 
 pytestmark = pytest.mark.integration
@@ -26,18 +26,16 @@ def _stage(name: str, table) -> str:
     """The generated rows as the stage step would hand them over: text as it is, latest version per key."""
     from psycopg import sql
 
-    from c360 import steps
-
     ds = load_registry()[name]
     target = f"staging.contract_test_{name}"
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        steps.ensure_published_table(conn, ds)
-        conn.execute(sql.SQL("drop table if exists {}").format(steps.ident(target)))
-        conn.execute(sql.SQL("create table {} (like {})").format(steps.ident(target), steps.ident(ds.output.table)))
-        steps.copy_arrow(conn, target, table.select(ds.column_names))
+        warehouse.ensure_table(conn, ds)
+        conn.execute(sql.SQL("drop table if exists {}").format(warehouse.ident(target)))
+        conn.execute(sql.SQL("create table {} (like {})").format(warehouse.ident(target), warehouse.ident(ds.output.table)))
+        warehouse.copy_arrow(conn, target, table.select(ds.column_names))
         keys = sql.SQL(" and ").join(sql.SQL("a.{k} = b.{k}").format(k=sql.Identifier(k)) for k in ds.business_key)
         conn.execute(sql.SQL("delete from {t} a using {t} b where {keys} and a.{v} < b.{v}").format(
-            t=steps.ident(target), keys=keys, v=sql.Identifier(ds.version_column)))
+            t=warehouse.ident(target), keys=keys, v=sql.Identifier(ds.version_column)))
     return target
 
 

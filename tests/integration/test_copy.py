@@ -6,7 +6,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from c360 import pg, settings, steps
+from c360 import pg, settings, warehouse
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +35,7 @@ def _count_distinct():
 
 @pytest.mark.parametrize("streams", [1, 3])
 def test_every_row_once(partition, streams):
-    assert steps.copy_parquet(partition, "staging.copytest", lambda t: t, streams=streams) == ROWS
+    assert warehouse.copy_parquet(partition, "staging.copytest", lambda t: t, streams=streams) == ROWS
     assert _count_distinct() == (ROWS, ROWS, ROWS * (ROWS - 1) // 2, 0)
 
 
@@ -49,5 +49,5 @@ def test_a_failing_stream_fails_the_load(partition):
         return t
 
     with pytest.raises(ValueError, match="bad batch"):
-        steps.copy_parquet(partition, "staging.copytest", prepare, streams=2)
+        warehouse.copy_parquet(partition, "staging.copytest", prepare, streams=2)
     assert len(seen) < 5  # the reader stopped instead of converting the rest

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from c360 import generator, pg, settings
+from c360 import generator, pg, settings, warehouse
 from c360.registry import load_registry
 
 pytestmark = pytest.mark.integration
@@ -37,7 +37,6 @@ def _checksum(table: str, where: str = "true", params=None) -> tuple:
 def _publish_inputs(data, interval_end: datetime, web: bool = True) -> None:
     """Load generated tables as the published datasets, and log them as published up to ``interval_end``
     (without ``web``, web analytics is never published: no c360.web_activity)."""
-    from c360 import steps
 
     registry = load_registry()
     inputs = [n for n in registry.derived["customer_360"].inputs if web or n != "web_analytics"]
@@ -46,9 +45,9 @@ def _publish_inputs(data, interval_end: datetime, web: bool = True) -> None:
             conn.execute(f"drop schema if exists {schema} cascade")
         for name in inputs:
             ds = registry[name]
-            steps.ensure_published_table(conn, ds)
+            warehouse.ensure_table(conn, ds)
             if name in data.tables:
-                steps.copy_arrow(conn, ds.output.table, data.tables[name].select(ds.column_names))
+                warehouse.copy_arrow(conn, ds.output.table, data.tables[name].select(ds.column_names))
         # a few web sessions: customer 1 abandons two carts, customer 2 buys
         c1, c2 = data.tables["customer"]["customer_id"][0].as_py(), data.tables["customer"]["customer_id"][1].as_py()
         day = (interval_end - timedelta(days=2)).replace(tzinfo=None)
@@ -61,9 +60,9 @@ def _publish_inputs(data, interval_end: datetime, web: bool = True) -> None:
                          "activity_ts, product_sku, event_action, transaction_id, activity_year, activity_month, "
                          "occurence, traffic_channel, quantity, order_value) "
                          "values (%s, %s, %s, %s, %s, %s, %s, %s, 2026, 11, 1, 'Email', 1, 10)", r)
-        conn.execute(steps.sql_file("warehouse/bootstrap.sql"))
+        conn.execute(warehouse.sql_file("warehouse/bootstrap.sql"))
         for name in inputs:
-            conn.execute(steps.sql_file("warehouse/publish_log.sql"), {
+            conn.execute(warehouse.sql_file("warehouse/publish_log.sql"), {
                 "dataset": name, "table": registry[name].output.table, "start": interval_end - timedelta(hours=1),
                 "end": interval_end, "run_id": "seeded", "mode": "full", "batch_rows": 0, "rows": 0})
 
@@ -85,11 +84,11 @@ def published(platform, dagbag):
 
 
 def test_waits_until_every_input_has_published(published):
-    from c360 import outputs
+    from c360 import products
 
     d = load_registry().derived["customer_360"]
-    assert outputs.missing_inputs(d, AS_OF) == []
-    later = outputs.missing_inputs(d, AS_OF + timedelta(days=1))
+    assert products.missing_inputs(d, AS_OF) == []
+    later = products.missing_inputs(d, AS_OF + timedelta(days=1))
     assert {m.split(" ")[0] for m in later} == {"customer", "orders", "order_line_item", "transactions",
                                                 "web_analytics"}  # product and brand are weekly: not due yet
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from c360 import generator, outputs
+from c360 import generator, products, warehouse
 from c360.registry import load_registry
 
 from .test_customer360 import AS_OF, OUTPUTS, SCALE, _publish_inputs, _run, _wh
@@ -20,8 +20,8 @@ def published(platform, dagbag):
     _publish_inputs(data, AS_OF, web=False)
     d = load_registry().derived["customer_360"]
     # not waited for: without this, the sensor would hold the run (dag.test would never finish)
-    assert outputs.absent_inputs(d) == ["web_analytics"]
-    assert outputs.missing_inputs(d, AS_OF) == []
+    assert products.absent_inputs(d) == ["web_analytics"]
+    assert products.missing_inputs(d, AS_OF) == []
     return data, _run(dagbag, AS_OF)
 
 
@@ -55,10 +55,10 @@ def test_profiles_have_no_sessions(published):
 
 def test_once_web_analytics_has_a_table_it_is_waited_for(published):
     """An optional input that is active and has published is an input like the others."""
-    from c360 import pg, settings, steps
+    from c360 import pg, settings
 
     d = load_registry().derived["customer_360"]
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        steps.ensure_published_table(conn, load_registry()["web_analytics"])
-    assert outputs.absent_inputs(d) == []
-    assert [m.split(" ")[0] for m in outputs.missing_inputs(d, AS_OF)] == ["web_analytics"]
+        warehouse.ensure_table(conn, load_registry()["web_analytics"])
+    assert products.absent_inputs(d) == []
+    assert [m.split(" ")[0] for m in products.missing_inputs(d, AS_OF)] == ["web_analytics"]

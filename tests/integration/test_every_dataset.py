@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pyarrow.dataset as pads
 import pytest
 
-from c360 import generator, lake, pg, settings
+from c360 import generator, lake, pg, settings, warehouse
 from c360.registry import load_registry
 
 pytestmark = pytest.mark.integration
@@ -32,7 +32,7 @@ def _checksum(ds) -> tuple[int, int, str]:
     """(rows, distinct business keys, md5 of all rows in key order) of the published table."""
     from psycopg import sql
 
-    from c360.steps import ident
+    from c360.warehouse import ident
 
     keys = sql.SQL(", ").join(sql.Identifier(k) for k in ds.business_key)
     q = sql.SQL("select count(*), count(distinct ({keys})), md5(string_agg(t::text, '|' order by {keys})) "
@@ -72,12 +72,11 @@ def sources(platform):
     generator.write_landing(data)
     # A clean warehouse whose published tables exist but are empty: every run below is incremental
     # (a run on a missing table bootstraps with a full load, covered by test_customer_pipeline).
-    from c360 import steps
 
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
         conn.execute("drop schema if exists c360 cascade; drop schema if exists staging cascade")
         for ds in load_registry().active():
-            steps.ensure_published_table(conn, ds)
+            warehouse.ensure_table(conn, ds)
     return data
 
 

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from c360 import generator, lake, settings, steps
+from c360 import generator, lake, settings, steps, warehouse
 from c360.registry import load_registry
 
 pytestmark = pytest.mark.integration
 
 SCALE = generator.Scale(customers=300, days=2, orders_per_day=20, sessions_per_hour=2)
-INTERVAL = steps.Interval(start=datetime(2026, 11, 20, tzinfo=UTC), end=datetime(2026, 11, 21, tzinfo=UTC),
+INTERVAL = warehouse.Interval(start=datetime(2026, 11, 20, tzinfo=UTC), end=datetime(2026, 11, 21, tzinfo=UTC),
                           run_id="permissions", dag_id="customer_daily")
 
 

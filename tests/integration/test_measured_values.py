@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from c360 import accepted_values, pg, quality, settings
+from c360 import accepted_values, pg, quality, settings, warehouse
 from c360.registry import load_registry
 
 pytestmark = pytest.mark.integration
@@ -31,13 +31,12 @@ def _sql(query: str, params=None):
 
 def _batch(name: str, like: str, rows_sql: str, params: dict | None = None) -> str:
     """staging.measured_<name>: like the published table (NOT NULL dropped, so defects can be inserted)."""
-    from c360 import steps
 
     registry = load_registry()
     table = f"staging.measured_{name}"
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
         if like in registry.datasets:
-            steps.ensure_published_table(conn, registry[like])
+            warehouse.ensure_table(conn, registry[like])
         conn.execute(f"drop table if exists {table}")
         conn.execute(f"create table {table} (like {registry[like].output.table})")
         for (column,) in conn.execute("select column_name from information_schema.columns where table_schema = "
@@ -151,8 +150,8 @@ def _query_of(contract: str, check_name: str, table: str) -> str:
     return next(iter(check.values()))["query"].replace("${var.BATCH}", table)
 
 
-def _verify(contract: Path, table: str, now: datetime) -> dict[str, quality.CheckResult]:
-    results = quality.verify(contract, table, now.replace(tzinfo=UTC))
+def _verify(contract: Path, table: str, now: datetime, columns=None) -> dict[str, quality.CheckResult]:
+    results = quality.verify(contract, table, now.replace(tzinfo=UTC), columns)
     return {r.check_name: r for r in results}
 
 
@@ -199,7 +198,7 @@ def batches(platform, tmp_path_factory):
         select count(*), 100.0 * count(*) filter (where phone_number = '') / count(*),
                100.0 * (count(customer_id) - count(distinct customer_id)) / count(customer_id), avg(age)
         from {customer}""")
-    compare("extra.yml", _verify(extra, customer, now), {
+    compare("extra.yml", _verify(extra, customer, now, load_registry()["customer"].columns), {
         "rows in the batch": (rows, "rows"),
         "blank phones in percent": (blank_pct, "%"),
         "customer id unique in percent": (dup_pct, "%"),
@@ -336,8 +335,7 @@ def test_a_schema_drift_is_measured_in_mismatches(platform):
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
         conn.execute(f"alter table {customer} drop column hobbies, add column loyalty_tier text, "
                      "alter column age type bigint")
-    contract = yaml.safe_load((settings.PROJECT_DIR / "quality" / "customer.yml").read_text())
-    declared = {c["name"]: c["data_type"] for c in contract["columns"]}
+    declared = {c.name: c.types.soda for c in load_registry()["customer"].columns}  # what the check expects
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
         actual = dict(conn.execute("select column_name, data_type from information_schema.columns where "
                                    "table_schema = 'staging' and table_name = 'measured_customer_drift'").fetchall())
@@ -359,7 +357,7 @@ class _Lines(logging.Handler):
 
 def test_the_gate_reports_and_records_values_with_their_units(platform):
     """The warning log lines and the gate failure name value and unit; quality.check_results stores the unit."""
-    from c360.steps import Interval
+    from c360.warehouse import Interval
 
     customer = _batch("customer_gate", "customer", CUSTOMER_ROWS, {"t0": T0})
     (newest,) = _sql(f"select max(updated_at) from {customer}")
@@ -370,7 +368,8 @@ def test_the_gate_reports_and_records_values_with_their_units(platform):
     logger.addHandler(lines)
     try:
         with pytest.raises(quality.QualityGateFailed) as e:
-            quality.gate(ds, interval, customer)
+            quality.enforce(ds.name, [quality.gate(ds.name, ds.table, ds.contract_path, customer, interval)],
+                            interval.run_id)
     finally:
         logger.removeHandler(lines)
     (missing,) = _sql(f"select count(*) from {customer} where customer_id is null")
@@ -386,7 +385,7 @@ def test_the_gate_reports_and_records_values_with_their_units(platform):
 
 
 def test_bootstrap_adds_the_unit_column_to_a_warehouse_bootstrapped_before_it(platform):
-    from c360.steps import sql_file
+    from c360.warehouse import sql_file
 
     def has_unit(conn) -> bool:
         return conn.execute("select count(*) from information_schema.columns where table_schema = 'quality' "

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from c360 import pg, quality, settings
-from c360.steps import Interval, sql_file
+from c360.warehouse import Interval, sql_file
 
 pytestmark = pytest.mark.integration
 
@@ -31,8 +31,8 @@ def _result(name: str, outcome: str, value: float, diagnostics: dict | None = No
 def test_a_rerun_replaces_the_run_and_adds_an_attempt(platform):
     blocked = [_result("amount valid", "failed", 12.0, {"invalid_count": 24, "check_rows_tested": 200}),
                _result("id present", "passed", 0.0)]
-    assert quality.record(DS, RUN, blocked) == 50.0
-    assert quality.record(DS, RUN, [_result("amount valid", "passed", 0.0), _result("id present", "passed", 0.0)]) == 100
+    assert quality.save_results(DS, RUN, blocked) == 50.0
+    assert quality.save_results(DS, RUN, [_result("amount valid", "passed", 0.0), _result("id present", "passed", 0.0)]) == 100
 
     # the run's current results: the latest attempt only
     assert _wh("select score, checks_failed from quality.dataset_scores where dataset = %s", (DS,)) == [(100, 0)]
@@ -70,7 +70,7 @@ def test_results_recorded_before_the_history_existed_become_attempt_one(platform
     assert (f"{DS}_old", 1, 0) in scores and len(scores) == len(set(scores))
     assert _wh("select attempt, outcome from quality.check_history where dataset = %s", (f"{DS}_old",)) == [(1, "failed")]
     # the next attempt of that run is attempt 2
-    quality.record(f"{DS}_old", old, [_result("id present", "passed", 0.0)])
+    quality.save_results(f"{DS}_old", old, [_result("id present", "passed", 0.0)])
     assert _wh("select attempt, score from quality.score_history where dataset = %s order by 1", (f"{DS}_old",)) == [
         (1, 0), (2, 100)]
     assert _wh("select count(*) from quality.check_history where dataset = %s", (f"{DS}_old",)) == [(2,)]

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from c360 import generator, lake, pg, settings
+from c360 import generator, lake, pg, settings, warehouse
 
 pytestmark = pytest.mark.integration
 
@@ -114,7 +114,7 @@ def test_a_rewritten_stage_partition_is_not_rebuilt(published):
 
     ds = load_registry()["product"]
     loaded = _loaded(published)
-    interval = steps.Interval(published.data_interval_start, published.data_interval_end, published.run_id, DAG_ID)
+    interval = warehouse.Interval(published.data_interval_start, published.data_interval_end, published.run_id, DAG_ID)
     assert steps.ensure_batch(ds, interval, loaded) is True  # gone after the publish: rebuilt
     assert _checksum(loaded["batch_table"]) == _checksum()
     assert steps.ensure_batch(ds, interval, loaded) is False  # there: left as it is

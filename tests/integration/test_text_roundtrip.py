@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from c360 import pg, settings
+from c360 import pg, settings, warehouse
 
 pytestmark = pytest.mark.integration
 
@@ -74,7 +74,7 @@ def _run_pipeline(ds) -> None:
     from c360 import lake, spark_runner, steps
     from c360.dag_factory import stage_spec
 
-    interval = steps.Interval(START, END, run_id=f"roundtrip-{uuid.uuid4()}", dag_id="roundtrip")
+    interval = warehouse.Interval(START, END, run_id=f"roundtrip-{uuid.uuid4()}", dag_id="roundtrip")
     extracted = steps.extract(ds, interval, steps.FULL)
     args = ["--dataset", ds.name, "--spec", stage_spec(ds)]
     for layer in ("raw", "stage", "quarantine"):

@@ -18,7 +18,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
 
-from c360 import generator, lake, pg, settings, steps
+from c360 import generator, lake, pg, settings, steps, warehouse
 from c360.registry import load_registry
 
 pytestmark = pytest.mark.integration
@@ -70,7 +70,7 @@ def run(platform, dagbag):
     ds = load_registry()["web_analytics"]
     in_hour = (GA_HOUR.replace(tzinfo=None), (GA_HOUR + timedelta(hours=1)).replace(tzinfo=None))
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:  # other modules may have published this hour
-        steps.ensure_published_table(conn, ds)
+        warehouse.ensure_table(conn, ds)
         conn.execute("delete from c360.web_activity where visit_start_ts >= %s and visit_start_ts < %s", in_hour)
     dr = dagbag.dags["web_analytics_hourly"].test(logical_date=GA_HOUR + timedelta(hours=1),
                                                   run_conf={"full_refresh": False})
@@ -129,12 +129,12 @@ def test_a_nul_that_reaches_the_load_fails_it_naming_dataset_and_column(run, tmp
     shutil.copytree(stage / steps.MANIFEST, bad_stage / steps.MANIFEST)
     extracted = {"stage": bad_stage.as_uri(), "quarantine": lake.uri("quarantine", ds.name, GA_HOUR),
                  "raw_rows": run["manifest"]["lines"], "mode": steps.INCREMENTAL}
-    interval = steps.Interval(GA_HOUR, GA_HOUR + timedelta(hours=1), run_id="nul-reaches-the-load")
-    with pytest.raises(steps.UnstorableText) as failed:
+    interval = warehouse.Interval(GA_HOUR, GA_HOUR + timedelta(hours=1), run_id="nul-reaches-the-load")
+    with pytest.raises(warehouse.UnstorableText) as failed:
         steps.load_staging(ds, interval, extracted, "web_analytics_nul_test")
     message = str(failed.value)
     assert message.startswith(f"web_analytics {lake.interval_key(GA_HOUR)}: COPY into staging."), message
     assert f"column 'product_name' (activity_uuid={key!r}) holds NUL (U+0000)" in message, message
     assert "PostgreSQL text cannot store" in message
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:  # the failed load's batch table stays for inspection
-        conn.execute(f"drop table if exists {steps.staging_table(ds, 'web_analytics_nul_test', interval)}")
+        conn.execute(f"drop table if exists {steps.staging_table('web_analytics_nul_test', interval)}")

@@ -1,4 +1,4 @@
-"""Steps of a derived data product run (the Customer 360 outputs), as of the run's interval end.
+"""Derived data products (the Customer 360 outputs): the steps of a run, as of the run's interval end.
 
 wait for inputs → export snapshots of the published inputs to the lake (Parquet) → Spark builds every output
 → load each output into a batch table → Soda gate per output → publish all outputs in one transaction:
@@ -12,8 +12,9 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from c360 import lake, pg, settings, steps, swap
-from c360.registry import Derived, load_registry
+from c360 import lake, pg, settings, swap, warehouse
+from c360.registry import Derived, arrow_schema, load_registry
+from c360.warehouse import Interval, ident, sql_file
 
 if TYPE_CHECKING:
     import psycopg
@@ -37,8 +38,7 @@ def absent_inputs(d: Derived) -> list[str]:
     if maybe:
         with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
             # an input that never published has no published table
-            absent += [name for name in maybe if not conn.execute(
-                "select to_regclass(%s) is not null", (registry[name].output.table,)).fetchone()[0]]
+            absent += [name for name in maybe if not warehouse.exists(conn, registry[name].table)]
     return absent
 
 
@@ -46,7 +46,7 @@ def input_tables(d: Derived) -> list[str]:
     """The published tables a run reads (absent optional inputs left out)."""
     registry = load_registry()
     absent = absent_inputs(d)
-    return [registry[name].output.table for name in d.inputs if name not in absent]
+    return [registry[name].table for name in d.inputs if name not in absent]
 
 
 def missing_inputs(d: Derived, as_of: datetime) -> list[str]:
@@ -61,7 +61,7 @@ def missing_inputs(d: Derived, as_of: datetime) -> list[str]:
     if absent:
         log.info("not waiting for optional inputs that are disabled or never published: %s", ", ".join(absent))
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        conn.execute(steps.sql_file("warehouse/bootstrap.sql"))
+        warehouse.bootstrap(conn)
         for name in d.inputs:
             if name in absent:
                 continue
@@ -92,15 +92,15 @@ def export_inputs(d: Derived, as_of: datetime) -> dict[str, str]:
         for name in d.inputs:
             ds = registry[name]
             if name in absent:
-                uris[name] = _export_empty(d, as_of, name, steps.arrow_schema(ds.columns))
+                uris[name] = _export_empty(d, as_of, name, arrow_schema(ds.columns))
                 continue
             stmt = sql.SQL("copy (select {} from {}) to stdout with (format csv, header true)").format(
-                sql.SQL(", ").join(sql.Identifier(c) for c in ds.column_names), steps.ident(ds.output.table))
-            schema = steps.arrow_schema(ds.columns)
+                warehouse.column_list(ds.column_names), ident(ds.table))
+            schema = arrow_schema(ds.columns)
             target = lake.replace_partition(partition(d, as_of, "inputs", name))
             rows = pgcsv.copy_to_parquet(conn, stmt, None, schema, target)
             uris[name] = lake.spark_uri(str(target))
-            log.info("exported %s rows of %s", rows, ds.output.table)
+            log.info("exported %s rows of %s", rows, ds.table)
     web = registry["web_analytics"]
     if "web_analytics" in absent:  # the visitor map is part of the web analytics source
         uris["visitor_map"] = _export_empty(d, as_of, "visitor_map", pa.schema(
@@ -125,79 +125,37 @@ def _export_empty(d: Derived, as_of: datetime, name: str, schema, csv: bool = Fa
     return lake.spark_uri(str(target))
 
 
-def ensure_tables(conn: psycopg.Connection) -> None:
-    conn.execute(steps.sql_file("warehouse/bootstrap.sql"))
-    conn.execute((settings.SQL_DIR / "outputs" / "tables.sql").read_text())
-
-
-def _table_columns(conn: psycopg.Connection, table: str) -> list[str]:
-    schema, name = table.split(".", 1)
-    rows = conn.execute("select column_name from information_schema.columns where table_schema = %s and "
-                        "table_name = %s order by ordinal_position", (schema, name)).fetchall()
-    return [r[0] for r in rows]
+def ensure_tables(conn: psycopg.Connection, d: Derived) -> None:
+    for o in d.outputs:
+        warehouse.ensure_table(conn, o)
 
 
 def batch_table(d: Derived, output_name: str, as_of: datetime) -> str:
-    return f"staging.{d.name}_{output_name}__{as_of:%Y%m%dt%H%M}"
+    return warehouse.batch_name(f"{d.name}_{output_name}", as_of)
 
 
 def load_outputs(d: Derived, as_of: datetime) -> dict[str, Any]:
-    """COPY each Spark output into its batch table (like the published table)."""
-    from psycopg import sql
-
-    loaded, columns = {}, {}
-    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:  # committed before the COPY streams connect
-        ensure_tables(conn)
-        for o in d.outputs:
-            written = steps._parquet_dataset(partition(d, as_of, "outputs", o.name)).schema.names
-            columns[o.name] = _table_columns(conn, o.table)
-            if sorted(written) != sorted(columns[o.name]):
-                raise RuntimeError(f"{d.name}.{o.name}: Spark wrote columns {written}, "
-                                   f"{o.table} has {columns[o.name]}")
-            batch = batch_table(d, o.name, as_of)
-            conn.execute(sql.SQL("drop table if exists {}").format(steps.ident(batch)))
-            conn.execute(sql.SQL("create table {} (like {} including defaults including constraints)").format(
-                steps.ident(batch), steps.ident(o.table)))
+    """COPY each Spark output into its batch table (:func:`c360.warehouse.fill_batch`, like the datasets')."""
+    loaded = {}
     for o in d.outputs:
+        uri = partition(d, as_of, "outputs", o.name)
+        written = warehouse.parquet_dataset(uri).schema.names
+        if sorted(written) != sorted(o.column_names):
+            raise RuntimeError(f"{d.name}.{o.name}: Spark wrote columns {written}, the registry declares "
+                               f"{o.column_names} for {o.table}")
         batch = batch_table(d, o.name, as_of)
-        rows = steps.copy_parquet(partition(d, as_of, "outputs", o.name), batch,
-                                  lambda t, cols=columns[o.name]: t.select(cols))
-        with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-            conn.execute(sql.SQL("analyze {}").format(steps.ident(batch)))
-        loaded[o.name] = {"batch_table": batch, "rows": rows}
+        loaded[o.name] = {"batch_table": batch, "rows": warehouse.fill_batch(o, batch, uri)}
     return loaded
 
 
-def check_outputs(d: Derived, interval: steps.Interval, loaded: dict[str, Any],
-                  context: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The Soda gate on every output's batch; scores are recorded per output (and the assertions in the
-    task's lineage). Raises on a blocking failure."""
-    from c360 import lineage, quality
-
-    failures, scores = [], {}
-    for o in d.outputs:
-        batch = loaded[o.name]["batch_table"]
-        results = quality.verify(o.contract_path, batch, interval.end)
-        scores[o.name] = quality.record(o.name, interval, results)
-        lineage.record(context, [lineage.checked_table(o.table, batch, results, loaded[o.name]["rows"])])
-        failed = [r for r in results if r.outcome == "failed"]
-        quality.log_blocking(o.name, failed)
-        failures += [(o.name, r) for r in failed]
-    if failures:
-        raise quality.QualityGateFailed(quality.gate_failure_message(
-            d.name, failures, f"every output ({', '.join(o.table for o in d.outputs)})", interval.run_id))
-    return scores
-
-
-def publish_outputs(d: Derived, interval: steps.Interval, as_of: datetime, loaded: dict[str, Any]) -> dict[str, Any]:
+def publish_outputs(d: Derived, interval: Interval, as_of: datetime, loaded: dict[str, Any]) -> dict[str, Any]:
     from psycopg import sql
 
-    ident = steps.ident
     result = {}
     absent = absent_inputs(d)
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:  # one transaction for every output
         conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (d.name,))
-        ensure_tables(conn)
+        ensure_tables(conn, d)
         (latest,) = conn.execute("select max(interval_end) from meta.publish_log where dataset = %s",
                                  (f"{d.name}.current",)).fetchone()
         is_latest = latest is None or interval.end >= latest
@@ -206,26 +164,22 @@ def publish_outputs(d: Derived, interval: steps.Interval, as_of: datetime, loade
             if o.history:  # this as-of date's rows replaced; other dates kept
                 conn.execute(sql.SQL("delete from {} where as_of_date = %s").format(ident(o.table)), (as_of.date(),))
                 conn.execute(sql.SQL("insert into {} select * from {}").format(ident(o.table), ident(batch)))
-                conn.execute(sql.SQL("drop table {}").format(ident(batch)))
+                warehouse.drop(conn, batch)
             elif is_latest:  # the current state: the batch becomes the table
                 swap.swap_in(conn, o.table, batch)
             else:
                 log.info("%s: as of %s is older than the published current state (%s); kept it", o.table,
                          as_of, latest)
-                conn.execute(sql.SQL("drop table {}").format(ident(batch)))
+                warehouse.drop(conn, batch)
                 continue
             result[o.name] = loaded[o.name]["rows"]
-            conn.execute(steps.sql_file("warehouse/publish_log.sql"), {
-                "dataset": o.name, "table": o.table, "start": interval.start, "end": interval.end,
-                "run_id": interval.run_id, "mode": "history" if o.history else "current",
-                "batch_rows": loaded[o.name]["rows"], "rows": loaded[o.name]["rows"]})
-        if is_latest:
-            conn.execute(steps.sql_file("warehouse/publish_log.sql"), {
-                "dataset": f"{d.name}.current", "table": "-", "start": interval.start, "end": interval.end,
-                "run_id": interval.run_id, "mode": "current", "batch_rows": 0, "rows": 0})
-        conn.execute((settings.SQL_DIR / "outputs" / "views.sql").read_text())
+            warehouse.log_publish(conn, o.name, o.table, interval, "history" if o.history else "current",
+                                  loaded[o.name]["rows"], loaded[o.name]["rows"])
+        if is_latest:  # what the current-state outputs are as of
+            warehouse.log_publish(conn, f"{d.name}.current", "-", interval, "current", 0, 0)
+        conn.execute(sql_file("outputs/views.sql"))
         for name, views in INPUT_VIEWS.items():
             if name in d.inputs and name not in absent:
-                conn.execute((settings.SQL_DIR / "outputs" / views).read_text())
+                conn.execute(sql_file(f"outputs/{views}"))
     log.info("published %s as of %s: %s", d.name, as_of, result)
     return result
