@@ -204,7 +204,8 @@ def build_dag(ds: Dataset, *, doc_md: str | None = None, full_refresh: bool = Fa
             # cleared after the publish, the run's batch is gone: rebuilt from the stage partition it came from
             steps.ensure_batch(ds, interval, loaded)
             gated = quality.gate(ds.name, ds.table, ds.contract_path, loaded["batch_table"], interval,
-                                 rows=loaded["staged_rows"], extra=quality.platform_checks(ds, loaded))
+                                 rows=loaded["staged_rows"], extra=quality.platform_checks(ds, loaded),
+                                 columns=ds.columns)
             enforce_gate(context, ds.name, [gated])
             return quality.summary(gated)
 
@@ -303,7 +304,7 @@ def build_derived_dag(d: Derived, *, doc_md: str | None = None) -> DAG:
 
             interval = _interval(context)
             gated = [quality.gate(o.name, o.table, o.contract_path, loaded[o.name]["batch_table"], interval,
-                                  rows=loaded[o.name]["rows"]) for o in d.outputs]
+                                  rows=loaded[o.name]["rows"], columns=o.columns) for o in d.outputs]
             enforce_gate(context, d.name, gated)
             return {g.name: g.score for g in gated}
 
