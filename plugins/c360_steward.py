@@ -11,12 +11,12 @@ overview" (include/c360/templates/steward/base.html).
 
 from airflow.plugins_manager import AirflowPlugin
 
-from c360 import steward
+from c360 import steward, steward_app
 
 
 class C360StewardPlugin(AirflowPlugin):
     name = "c360_steward"
-    fastapi_apps = [{"app": steward.create_app(), "url_prefix": steward.URL_PREFIX, "name": "c360 data quality"}]
+    fastapi_apps = [{"app": steward_app.create_app(), "url_prefix": steward.URL_PREFIX, "name": "c360 data quality"}]
     external_views = [{
         "name": "Data quality",
         "href": steward.URL_PREFIX.lstrip("/") + "/",

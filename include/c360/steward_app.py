@@ -14,15 +14,12 @@ from c360.steward import (
     Entry,
     catalogue,
     check_history,
-    check_page,
-    dataset_page,
     dump,
     entry_named,
-    overview_page,
-    run_page,
     score_history,
     statuses,
 )
+from c360.steward_html import check_page, dataset_page, overview_page, run_page
 
 
 def create_app() -> FastAPI:

@@ -1,5 +1,5 @@
-"""HTML of the steward page (:mod:`c360.steward`): Jinja2 templates in ``templates/steward`` and the
-trend charts, inline SVG drawn here (axis, values, one mark per attempt, gaps where no run was scored)."""
+"""The steward page's pages: what :mod:`c360.steward` finds, as HTML (Jinja2 templates in ``templates/steward``)
+with trend charts, inline SVG drawn here (axis, values, one mark per attempt, gaps where no run was scored)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from typing import Any
 
 from markupsafe import Markup
 
+from c360 import settings, steward
+
 TEMPLATES = Path(__file__).with_name("templates") / "steward"
 
 # the colour class of each attempt's mark
@@ -20,8 +22,6 @@ MARKS = {"published": "published", "blocked": "blocked", "not_published": "not-p
 @cache
 def _env():
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-
-    from c360 import steward
 
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
@@ -37,8 +37,6 @@ def _quote(value: str) -> str:
 
 
 def render(template: str, **context: Any) -> str:
-    from c360 import steward
-
     # the menu entry's path: a page that finds the UI there while it is not the overview goes to the overview
     context.setdefault("menu_path", f"{context['airflow_base']}/plugin/{steward.URL_ROUTE}")
     return _env().get_template(template).render(**context)
@@ -161,3 +159,77 @@ def nice_top(value: float) -> float:
 
 def _short(v: float) -> str:
     return f"{v:.0f}" if float(v).is_integer() else f"{v:.2f}" if abs(v) < 1000 else f"{v:,.0f}"
+
+
+def overview_page(root: str, airflow_base: str, now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    entries = steward.catalogue()
+    found = sorted(steward.statuses(now, entries=entries), key=lambda s: (steward.RANK[s.state], s.name))
+    by_name = {e.name: e for e in entries}
+    trends = {}
+    for s in found:
+        e = by_name[s.name]
+        slots = steward.trend_slots(e.schedule, steward.expected_interval_end(e.schedule, now), steward.attempts(s.name, limit=200),
+                            steward.OVERVIEW_SLOTS)
+        trends[s.name] = trend_svg(slots)
+    counts = [(state, n) for state in steward.RANK if (n := sum(s.state == state for s in found))]
+    return render(
+        "overview.html", root=root, airflow_base=airflow_base, now=now, statuses=found, trends=trends,
+        counts=sorted(counts, key=lambda c: steward.RANK[c[0]]), rank=steward.RANK, attention_states=steward.ATTENTION,
+        attention=sum(s.state in steward.ATTENTION for s in found))
+
+
+def dataset_page(e: steward.Entry, root: str, airflow_base: str, now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    (s,) = steward.statuses(now, entries=[e])
+    history = steward.attempts(e.name, limit=1000)
+    slots = steward.trend_slots(e.schedule, steward.expected_interval_end(e.schedule, now), history, steward.DATASET_SLOTS)
+    docs = steward.contract_docs(e.contract_path)
+    latest_outcomes, platform, platform_thresholds = {}, [], {}
+    if s.latest:
+        runs = steward.run_checks(e.name, s.latest["dag_run_id"])
+        for c in runs.get(max(runs), []) if runs else []:
+            latest_outcomes[c["check_name"]] = c["outcome"]
+            if c["check_name"] not in docs:
+                platform.append((c["check_name"], c["outcome"]))
+                platform_thresholds[c["check_name"]] = c["threshold"] or ""
+    return render(
+        "dataset.html", root=root, airflow_base=airflow_base, s=s, attempts=history[:200],
+        trend=trend_svg(slots, width=900, height=200, labels=6), window=len(slots),
+        checks=list(docs.values()), latest_outcomes=latest_outcomes, platform_checks=platform,
+        platform_thresholds=platform_thresholds, contract=e.contract_path.relative_to(settings.PROJECT_DIR),
+        run_route=steward.airflow_run_route)
+
+
+def run_page(e: steward.Entry, run_id: str, root: str, airflow_base: str) -> str:
+    from c360 import lake
+
+    runs = sorted(steward.attempts(e.name, run_id=run_id), key=lambda a: -a["attempt"])
+    reasons = batch = key = None
+    if runs:
+        latest = runs[0]
+        key = lake.interval_key(latest["interval_start"])
+        if e.kind == "dataset":
+            reasons = steward.quarantine_reasons(e.name, latest["interval_start"])
+        if latest["outcome"] == "blocked":
+            batch = steward.batch_table(e, latest["dag_id"] or e.dag_id, latest["interval_start"], latest["interval_end"])
+    (s,) = steward.statuses(entries=[e], airflow=None)
+    return render(
+        "run.html", root=root, airflow_base=airflow_base, s=s, run_id=run_id, attempts=runs,
+        checks=steward.run_checks(e.name, run_id), docs=steward.contract_docs(e.contract_path), reasons=reasons, batch=batch,
+        interval_key=key, run_route=steward.airflow_run_route)
+
+
+def check_page(e: steward.Entry, check: str, root: str, airflow_base: str, now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    history = steward.check_history(e.name, check)
+    rows = [{**h, "value": h["measured_value"], "outcome": h["outcome"], "mark": steward.CHECK_MARKS.get(h["outcome"]),
+             "scored_at": h["checked_at"]} for h in history]
+    slots = steward.trend_slots(e.schedule, steward.expected_interval_end(e.schedule, now), rows, steward.DATASET_SLOTS)
+    unit = next((h["unit"] for h in history if h["unit"]), None)
+    (s,) = steward.statuses(now, entries=[e], airflow=None)
+    return render(
+        "check.html", root=root, airflow_base=airflow_base, s=s, check=check,
+        doc=steward.contract_docs(e.contract_path).get(check), history=history,
+        trend=trend_svg(slots, width=900, height=180, value_key="value", ymax=None,
+                                     unit=f" {unit}" if unit else "", what="measured", labels=6))
