@@ -297,8 +297,44 @@ def drop(conn: psycopg.Connection, table: str) -> None:
 
 def log_publish(conn: psycopg.Connection, name: str, table: str, interval: Interval, mode: str,
                 batch_rows: int, rows: int) -> None:
-    """One row of ``meta.publish_log`` for ``name`` and the run (a rerun of the run replaces it): in the publish
-    transaction, so the log says what the table holds."""
+    """One row of ``meta.publish_log`` for ``name`` and the run (a rerun of the run replaces it), and an audit
+    trail entry (:func:`audit`): in the publish transaction, so the log says what the table holds."""
     conn.execute(sql_file("warehouse/publish_log.sql"), {
         "dataset": name, "table": table, "start": interval.start, "end": interval.end, "run_id": interval.run_id,
         "mode": mode, "batch_rows": batch_rows, "rows": rows})
+    audit(conn, "publish", table if table != "-" else name, rows, interval=interval,
+          detail={"dataset": name, "mode": mode, "interval_start": interval.start.isoformat(),
+                  "interval_end": interval.end.isoformat(), "rows_in_batch": batch_rows})
+
+
+def audit(conn: psycopg.Connection, action: str, subject: str, rows: int | None = None, *,
+          interval: Interval | None = None, detail: dict | None = None, actor: str | None = None) -> None:
+    """Append one entry to the audit trail ``governance.audit_log`` (``action``: publish, erasure,
+    retention_purge, policy_change) in the caller's transaction: an action that rolls back leaves no entry.
+    The actor is the Airflow user who triggered the running DAG run (``airflow:<dag_id>`` for a scheduled one),
+    else the database session's user."""
+    import json
+
+    dag_id, run_id = (interval.dag_id or None, interval.run_id) if interval else (None, None)
+    if actor is None:
+        actor, dag_id, run_id = _airflow_actor(dag_id, run_id)
+    if actor is None:
+        (actor,) = conn.execute("select session_user").fetchone()
+    conn.execute(sql_file("warehouse/audit.sql"), {
+        "action": action, "actor": actor, "dag_id": dag_id, "run_id": run_id, "subject": subject, "rows": rows,
+        "detail": json.dumps(detail, default=str) if detail else None})
+
+
+def _airflow_actor(dag_id: str | None, run_id: str | None) -> tuple[str | None, str | None, str | None]:
+    """(actor, dag_id, run_id) of the Airflow task running in this process; (None, …) outside a task."""
+    try:
+        from airflow.sdk import get_current_context
+
+        context = get_current_context()
+    except (ImportError, RuntimeError):
+        return None, dag_id, run_id
+    dag_run = context.get("dag_run")
+    dag_id = dag_id or getattr(context.get("dag"), "dag_id", None)
+    run_id = run_id or context.get("run_id")
+    user = getattr(dag_run, "triggering_user_name", None)
+    return (user or f"airflow:{dag_id}"), dag_id, run_id

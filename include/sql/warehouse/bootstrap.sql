@@ -121,3 +121,30 @@ select dataset, dag_run_id, 1, interval_start, interval_end, dag_id, check_name,
 from quality.check_results
 where not exists (select 1 from quality.check_history)
 on conflict do nothing;
+
+-- The audit trail (seed 002 "Audit Trails"): every publish, erasure, retention purge and policy change, with
+-- who did it, the DAG run, when and how many rows. Append-only: a trigger refuses update, delete and truncate
+-- to every role (the owner can only drop the trigger, which is itself a visible schema change); no other role
+-- is granted anything on it.
+create schema if not exists governance;
+create table if not exists governance.audit_log (
+    id         bigint generated always as identity primary key,
+    at         timestamptz not null default clock_timestamp(),
+    action     text        not null check (action in ('publish', 'erasure', 'retention_purge', 'policy_change')),
+    actor      text        not null,  -- the Airflow user who triggered the run, else the database user
+    dag_id     text,
+    dag_run_id text,
+    subject    text        not null,  -- the table, dataset, role or request acted on
+    rows       bigint,
+    detail     jsonb
+);
+create or replace function governance.refuse_audit_change() returns trigger language plpgsql as $$
+begin
+    raise exception 'governance.audit_log is append-only: % is refused', tg_op;
+end
+$$;
+create or replace trigger audit_log_append_only before update or delete on governance.audit_log
+    for each row execute function governance.refuse_audit_change();
+create or replace trigger audit_log_no_truncate before truncate on governance.audit_log
+    for each statement execute function governance.refuse_audit_change();
+revoke all on governance.audit_log from public;
