@@ -65,7 +65,8 @@ create table if not exists meta.publish_log (
 -- Every attempt of every run, kept: check_results and dataset_scores hold a run's latest attempt (a rerun
 -- replaces them); these append one row per attempt (a rerun adds one), so a blocked attempt stays in the
 -- history after a rerun passes. attempt counts the run's recorded attempts (1, 2, …); try_number is the
--- Airflow try of the task that recorded it (NULL outside a task).
+-- Airflow try of the task that recorded it (NULL outside a task). Their columns repeat dataset_scores' and
+-- check_results' on purpose: a history row is the latest-attempt row as it was, plus its attempt.
 create table if not exists quality.score_history (
     dataset              text        not null,
     interval_start       timestamptz not null,
