@@ -8,32 +8,24 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import tempfile
 from pathlib import Path
 
 import pytest
+from helpers import create_published_tables, free_port, load_sources
 
 _STATE = Path(tempfile.mkdtemp(prefix="c360-test-"))
 os.environ["C360_STATE_DIR"] = str(_STATE)
 os.environ.pop("C360_LAKE_URI", None)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 # the session's own Spark Connect server (started on first use), never a `make up` one on 15002
-os.environ["C360_SPARK_CONNECT_PORT"] = str(_free_port())
+os.environ["C360_SPARK_CONNECT_PORT"] = str(free_port())
 os.environ.pop("AIRFLOW_CONN_SPARK_DEFAULT", None)
 
 from c360 import settings  # noqa: E402
 
 settings.apply_runtime_env()
-
-ARTIFACTS = settings.PROJECT_DIR / "test-artifacts"
 
 
 @pytest.fixture(scope="session")
@@ -58,6 +50,36 @@ def platform(state_dir):
     yield state_dir
     _dispose_airflow_pool()
     pg.stop_embedded()
+
+
+@pytest.fixture(scope="module")
+def fresh_warehouse(platform):
+    """An empty warehouse for the module (what `make demo` starts from: no published table, batch, quality
+    result or publish log), so its first run of a dataset bootstraps with a full load. Modules share the
+    session's server and each one that needs a known warehouse asks for this: none relies on another's leftovers."""
+    from c360 import cli
+
+    cli.reset_warehouse()
+
+
+@pytest.fixture(scope="module")
+def scale(request):
+    """The generator scale of the module's sources: its ``SCALE`` (a tier's conftest may set one for all)."""
+    return request.module.SCALE
+
+
+@pytest.fixture(scope="module")
+def sources(request, scale, fresh_warehouse):
+    """Generated data of ``scale`` in the source systems and the landing zone, on a fresh warehouse. A module
+    that sets ``PUBLISHED_TABLES_EMPTY = True`` gets every active dataset's published table created empty, so
+    that every run is an order-independent incremental upsert (a run on a missing table bootstraps with a full
+    load: test_customer_pipeline covers that)."""
+    data = load_sources(scale)
+    if getattr(request.module, "PUBLISHED_TABLES_EMPTY", False):
+        from c360.registry import load_registry
+
+        create_published_tables(load_registry().active())
+    return data
 
 
 def _dispose_airflow_pool() -> None:

@@ -9,6 +9,8 @@ import yaml
 
 from c360.registry import REGISTRY_FILE, RegistryError, cadence_label, load_registry, parse_registry
 
+# A spec check, not a list of everything: the seed's datasets must be in the registry (a deployment may add
+# more). Tests that go over every dataset or DAG take the list from the registry itself.
 SEED_DATASETS = {"customer", "product", "brand", "orders", "order_line_item", "transactions", "web_analytics"}
 
 
@@ -22,7 +24,7 @@ def _parse(data: dict):
 
 def test_registry_declares_every_seed_dataset():
     reg = load_registry()
-    assert set(reg.datasets) == SEED_DATASETS
+    assert SEED_DATASETS <= set(reg.datasets)
     for ds in reg.datasets.values():
         assert ds.owner and ds.cadence.schedule and ds.contract and ds.outputs
         assert set(ds.business_key) <= set(ds.column_names)

@@ -3,81 +3,31 @@ metadata in the embedded PostgreSQL), driven only through the REST API like a da
 
 Unpause and backfill 3 days of customer_daily and 6 hours of web_analytics_hourly; every run succeeds; the
 published rows of those intervals get a checksum; clearing one task of one run reruns it and leaves the
-checksums unchanged, with no duplicate business key in any published table.
+checksums unchanged, with no duplicate business key in any published table. At the end both DAGs are paused
+again and their runs and results deleted: the modules here share one Airflow.
 """
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
+from helpers import duplicate_keys, key_checksum
 
-from c360 import generator, pg, settings, warehouse
 from c360.registry import load_registry
 
-from .conftest import Api
+from .conftest import TODAY, Api, leave_as_found, wait
 
 pytestmark = pytest.mark.e2e
 
-TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-# Data up to today: unpausing also schedules each DAG's latest interval, which must find its data too.
-SCALE = generator.Scale(customers=500, days=6, orders_per_day=100, sessions_per_hour=8, ga_days=2,
-                        end=f"{TODAY:%Y-%m-%d}")
+PUBLISHED_TABLES_EMPTY = True  # the `sources` fixture (the tier's SCALE): every run is an incremental upsert
 DAILY = ("customer_daily", TODAY - timedelta(days=4), TODAY - timedelta(days=2))  # 3 daily intervals
 HOURLY = ("web_analytics_hourly", TODAY - timedelta(hours=14), TODAY - timedelta(hours=9))  # 6 hours
-TIMEOUT = 900
-
-
-def _wait(what: str, condition, timeout: float = TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(5)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def _interval_checksum(ds, start: datetime, end: datetime) -> tuple[int, int, str]:
-    """(rows, distinct keys, md5) of the published rows whose version falls in [start, end)."""
-    from psycopg import sql
-
-    from c360.warehouse import ident
-
-    keys = sql.SQL(", ").join(sql.Identifier(k) for k in ds.business_key)
-    column = "visit_start_ts" if ds.name == "web_analytics" else ds.version_column
-    q = sql.SQL("select count(*), count(distinct ({k})), md5(string_agg(t::text, '|' order by {k})) from {t} t "
-                "where {c} >= %s and {c} < %s").format(k=keys, t=ident(ds.output.table), c=sql.Identifier(column))
-    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        return conn.execute(q, (start.replace(tzinfo=None), end.replace(tzinfo=None))).fetchone()
-
-
-def _no_duplicates(ds) -> bool:
-    from psycopg import sql
-
-    from c360.warehouse import ident
-
-    keys = sql.SQL(", ").join(sql.Identifier(k) for k in ds.business_key)
-    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        n, distinct = conn.execute(sql.SQL("select count(*), count(distinct ({})) from {}").format(
-            keys, ident(ds.output.table))).fetchone()
-    return n == distinct
-
-
-@pytest.fixture(scope="module")
-def sources(platform):
-
-    data = generator.generate(SCALE)
-    generator.load_sources(data)
-    generator.write_landing(data)
-    # Published tables exist (empty), so every run is an order-independent incremental upsert; a bootstrap
-    # full load racing the scheduled run is what `max_active_runs=1` backfills avoid in production.
-    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        conn.execute("drop schema if exists c360 cascade; drop schema if exists staging cascade")
-        for ds in load_registry().active():
-            warehouse.ensure_table(conn, ds)
-    return data
+    """``key_checksum`` of the published rows whose version (a web session: its start) is in [start, end)."""
+    return key_checksum(ds, "visit_start_ts" if ds.name == "web_analytics" else ds.version_column, start, end)
 
 
 def _all_done(api: Api, dag_id: str, n_backfill: int):
@@ -92,14 +42,20 @@ def _all_done(api: Api, dag_id: str, n_backfill: int):
 
 @pytest.fixture(scope="module")
 def backfilled(airflow, sources):
+    # Published tables exist (empty), so every run is an order-independent incremental upsert; a bootstrap
+    # full load racing the scheduled run is what `max_active_runs=1` backfills avoid in production.
     api = airflow
-    for dag_id, start, end in (DAILY, HOURLY):
-        api.patch(f"/api/v2/dags/{dag_id}?update_mask=is_paused", {"is_paused": False})
-        api.post("/api/v2/backfills", {"dag_id": dag_id, "from_date": start.isoformat(), "to_date": end.isoformat(),
-                                       "max_active_runs": 1, "reprocess_behavior": "completed"})
-    runs = {dag_id: _wait(f"{dag_id} runs", lambda d=dag_id, n=n: _all_done(api, d, n))
-            for dag_id, n in ((DAILY[0], 3), (HOURLY[0], 6))}
-    return api, runs
+    try:
+        for dag_id, start, end in (DAILY, HOURLY):
+            api.patch(f"/api/v2/dags/{dag_id}?update_mask=is_paused", {"is_paused": False})
+            api.post("/api/v2/backfills", {"dag_id": dag_id, "from_date": start.isoformat(),
+                                           "to_date": end.isoformat(), "max_active_runs": 1,
+                                           "reprocess_behavior": "completed"})
+        runs = {dag_id: wait(f"{dag_id} runs", lambda d=dag_id, n=n: _all_done(api, d, n), poll=5)
+                for dag_id, n in ((DAILY[0], 3), (HOURLY[0], 6))}
+        yield api, runs
+    finally:  # even when a run failed: the other modules find every DAG paused and no run of these
+        leave_as_found(api, (DAILY[0], HOURLY[0]), ("customer", "web_analytics"))
 
 
 def test_backfills_create_one_run_per_interval_and_all_succeed(backfilled):
@@ -131,10 +87,10 @@ def test_clearing_a_task_reruns_it_and_changes_no_published_row(backfilled):
         assert "failed" not in states.values(), states
         return tis["stage_with_spark"]["try_number"] > tries and set(states.values()) == {"success"}
 
-    _wait("the cleared run to succeed again", rerun_done)
+    wait("the cleared run to succeed again", rerun_done, poll=5)
     upstream = api.tasks(DAILY[0], target["dag_run_id"])["extract_to_raw"]
     assert upstream["try_number"] == 1  # only the cleared task and its downstream ran again
     after = {ds.name: _interval_checksum(ds, *w) for ds, w in windows.items()}
     assert after == before
     for ds in load_registry().active():
-        assert _no_duplicates(ds), ds.name
+        assert duplicate_keys(ds) == 0, ds.name

@@ -12,37 +12,21 @@ one row for the run.
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 
 import pytest
+from helpers import duplicate_keys, key_checksum, load_sources, wh
 
-from c360 import generator, pg, settings, steps, warehouse
+from c360 import pg, settings, steps, warehouse
 from c360.registry import load_registry
 
-from .conftest import Api
-from .test_backfill_on_airflow import SCALE  # the same sources, whichever module loads them
+from .conftest import SCALE, Api, leave_as_found, wait
 
 pytestmark = pytest.mark.e2e
 
-DAG_ID, DATASET = "transactions_daily", "transactions"
+DATASET = "transactions"
+DAG_ID = load_registry()[DATASET].dag_id
 TASKS = ["extract_to_raw", "stage_with_spark", "load_to_staging", "check_quality", "publish_table"]
-TIMEOUT = 900
-
-
-def _wh(query: str, params=None):
-    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        return conn.execute(query, params).fetchall()
-
-
-def _wait(what: str, condition, timeout: float = TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(3)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def _log_tail(api: Api, run_id: str, ti: dict, lines: int = 30) -> str:
@@ -72,29 +56,9 @@ def _finished(api: Api, run_id: str, tries_before: dict[str, int], cleared: set[
 
 
 def _checksum(ds, end: datetime) -> tuple[int, int, str]:
-    """(rows, distinct keys, md5 of the rows in key order) of the published rows up to the run's interval end
-    (a later interval published meanwhile, e.g. the scheduler's next run, adds rows only after it)."""
-    from psycopg import sql
-
-    from c360.warehouse import ident
-
-    keys = sql.SQL(", ").join(sql.Identifier(k) for k in ds.business_key)
-    q = sql.SQL("select count(*), count(distinct ({k})), md5(string_agg(t::text, '|' order by {k})) from {t} t "
-                "where {w} < %s").format(k=keys, t=ident(ds.output.table), w=sql.Identifier(ds.source.watermark))
-    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        return conn.execute(q, (end.replace(tzinfo=None),)).fetchone()
-
-
-def _no_duplicate_keys(ds) -> bool:
-    from psycopg import sql
-
-    from c360.warehouse import ident
-
-    keys = sql.SQL(", ").join(sql.Identifier(k) for k in ds.business_key)
-    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        n, distinct = conn.execute(sql.SQL("select count(*), count(distinct ({})) from {}").format(
-            keys, ident(ds.output.table))).fetchone()
-    return n == distinct
+    """``key_checksum`` of the published rows up to the run's interval end (a later interval published
+    meanwhile, e.g. the scheduler's next run, adds rows only after it)."""
+    return key_checksum(ds, ds.source.watermark, end=end)
 
 
 @pytest.fixture(scope="module")
@@ -104,28 +68,21 @@ def published_run(airflow):
     with pg.connect(settings.OLTP_CONN_ID) as conn:
         loaded = conn.execute("select to_regclass('public.transactions') is not null").fetchone()[0]
     if not loaded:  # this module alone: load the sources the backfill module would have
-        data = generator.generate(SCALE)
-        generator.load_sources(data)
-        generator.write_landing(data)
+        load_sources(SCALE)
     ds = load_registry()[DATASET]
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
         conn.execute(f"drop table if exists {ds.output.table}")  # the first run bootstraps: a full load
-    assert not api.runs(DAG_ID), "transactions_daily ran before this module: its first run must be the bootstrap"
+    assert not api.runs(DAG_ID), f"{DAG_ID} ran before this module: its first run must be the bootstrap"
     api.patch(f"/api/v2/dags/{DAG_ID}?update_mask=is_paused", {"is_paused": False})
-    run = _wait(f"{DAG_ID}'s scheduled run", lambda: next(iter(api.runs(DAG_ID)), None), timeout=180)
-    tis = _wait(f"{DAG_ID} {run['dag_run_id']} to succeed", lambda: _finished(api, run["dag_run_id"], {}, set(TASKS)))
-    end = datetime.fromisoformat(run["data_interval_end"])
-    assert _wh("select mode from meta.publish_log where dag_run_id = %s", (run["dag_run_id"],)) == [("full",)]
-    yield api, run, tis, end
-    # leave the shared Airflow as the other modules expect it (every DAG paused, no run of this DAG, no
-    # results of this dataset): the steward page's module seeds transactions' latest interval itself
-    api.patch(f"/api/v2/dags/{DAG_ID}?update_mask=is_paused", {"is_paused": True})
-    for r in api.runs(DAG_ID):
-        api._call("DELETE", f"/api/v2/dags/{DAG_ID}/dagRuns/{r['dag_run_id']}")
-    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        for table in ("quality.check_results", "quality.dataset_scores", "quality.score_history",
-                      "quality.check_history", "meta.publish_log"):
-            conn.execute(f"delete from {table} where dataset = %s", (DATASET,))  # names are constants
+    try:
+        run = wait(f"{DAG_ID}'s scheduled run", lambda: next(iter(api.runs(DAG_ID)), None), timeout=180)
+        tis = wait(f"{DAG_ID} {run['dag_run_id']} to succeed",
+                   lambda: _finished(api, run["dag_run_id"], {}, set(TASKS)))
+        end = datetime.fromisoformat(run["data_interval_end"])
+        assert wh("select mode from meta.publish_log where dag_run_id = %s", (run["dag_run_id"],)) == [("full",)]
+        yield api, run, tis, end
+    finally:  # the steward page's module seeds transactions' latest interval itself
+        leave_as_found(api, [DAG_ID], [DATASET])
 
 
 # cleared from the last task to the first: the batch of the full publish is gone for the first four
@@ -151,13 +108,13 @@ def test_clearing_any_task_or_the_run_republishes_the_same_table(published_run):
                 "dry_run": False, "only_failed": False, "include_downstream": True, "reset_dag_runs": True,
                 "dag_run_id": run_id, "task_ids": [task]})
         what = f"clearing {task or 'the whole run'}"
-        after = _wait(f"{DAG_ID} {run_id} to succeed after {what}",
-                      lambda c=cleared, t=tries: _finished(api, run_id, t, c))
+        after = wait(f"{DAG_ID} {run_id} to succeed after {what}",
+                     lambda c=cleared, t=tries: _finished(api, run_id, t, c))
         ran = {t: after[t]["try_number"] - tries[t] for t in TASKS}
         assert ran == {t: int(t in cleared) for t in TASKS}, (what, ran)  # the cleared tasks, once each
         assert _checksum(ds, end) == before, what
-        assert _no_duplicate_keys(ds), what
-        log = _wh("select mode, rows_in_batch from meta.publish_log where dataset = %s and dag_run_id = %s",
-                  (DATASET, run_id))
+        assert duplicate_keys(ds) == 0, what
+        log = wh("select mode, rows_in_batch from meta.publish_log where dataset = %s and dag_run_id = %s",
+                 (DATASET, run_id))
         assert len(log) == 1 and log[0][0] == mode, (what, log)
-        assert _wh("select to_regclass(%s)", (batch,)) == [(None,)], what  # consumed by the publish again
+        assert wh("select to_regclass(%s)", (batch,)) == [(None,)], what  # consumed by the publish again

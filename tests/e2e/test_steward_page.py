@@ -338,7 +338,7 @@ def test_search_filter_and_sort_by_clicking(browser, seeded):
     assert set(visible()) == {PRODUCT, BRAND}
     search.clear()
     Select(b.find_element(By.ID, "state-filter")).select_by_visible_text("published with warnings")
-    # product is seeded so; other modules' scheduled runs (the backfill's customer_daily) may add rows
+    # product is seeded so; the filter keeps only rows in that state
     assert PRODUCT in visible() and TX not in visible() and BRAND not in visible()
     states = {r.get_attribute("data-state") for r in b.find_elements(By.CSS_SELECTOR, "table#datasets tbody tr")
               if r.is_displayed()}
@@ -355,32 +355,30 @@ def test_search_filter_and_sort_by_clicking(browser, seeded):
     assert names == sorted(names) and len(names) == len(steward.catalogue())
 
 
-def test_the_page_follows_airflows_dark_mode(browser, seeded):
+def _appearance(b, mode: str, theme: str) -> None:
+    """User → Appearance → ``mode`` in Airflow's menu; returns inside the frame once the page shows ``theme``."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
 
+    b.switch_to.default_content()
+    b.find_element(By.CSS_SELECTOR, "button[aria-label=User]").click()
+    _wait(b).until(ec.element_to_be_clickable((By.XPATH, "//*[@role='menuitem'][normalize-space()='Appearance']"))
+                   ).click()
+    _wait(b).until(ec.element_to_be_clickable((By.XPATH, f"//*[@role='menuitemradio'][normalize-space()='{mode}']"))
+                   ).click()
+    _into_frame(b)
+    _wait(b, 10).until(lambda d: d.execute_script("return document.documentElement.dataset.theme") == theme)
+
+
+def test_the_page_follows_airflows_dark_mode(browser, seeded):
     b = browser
     _open_from_menu(b, seeded.url)
     light = b.execute_script("return getComputedStyle(document.body).backgroundColor")
-    b.switch_to.default_content()
-    b.find_element(By.CSS_SELECTOR, "button[aria-label=User]").click()
-    _wait(b).until(ec.element_to_be_clickable((By.XPATH, "//*[@role='menuitem'][normalize-space()='Appearance']"))
-                   ).click()
-    _wait(b).until(ec.element_to_be_clickable((By.XPATH, "//*[@role='menuitemradio'][normalize-space()='Dark Mode']"))
-                   ).click()
-    _into_frame(b)
-    _wait(b, 10).until(lambda d: d.execute_script("return document.documentElement.dataset.theme") == "dark")
+    _appearance(b, "Dark Mode", "dark")
     dark = b.execute_script("return getComputedStyle(document.body).backgroundColor")
     assert light == "rgb(255, 255, 255)" and dark == "rgb(17, 19, 24)", (light, dark)
     _shot(b, "steward_overview_dark.png")
-    b.switch_to.default_content()
-    b.find_element(By.CSS_SELECTOR, "button[aria-label=User]").click()
-    _wait(b).until(ec.element_to_be_clickable((By.XPATH, "//*[@role='menuitem'][normalize-space()='Appearance']"))
-                   ).click()
-    _wait(b).until(ec.element_to_be_clickable((By.XPATH, "//*[@role='menuitemradio'][normalize-space()='Light Mode']"))
-                   ).click()
-    _into_frame(b)
-    _wait(b, 10).until(lambda d: d.execute_script("return document.documentElement.dataset.theme") == "light")
+    _appearance(b, "Light Mode", "light")
 
 
 def test_links_work_when_clicked_inside_airflows_iframe(browser, seeded, demo_runs):

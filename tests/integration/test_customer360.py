@@ -11,38 +11,34 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from helpers import run_succeeds, wh
 
 from c360 import generator, pg, settings, warehouse
-from c360.registry import load_registry
+from c360.registry import cadence_label, load_registry
 
 pytestmark = pytest.mark.integration
 
 SCALE = generator.Scale(customers=3_000, days=90, orders_per_day=200, sessions_per_hour=1, ga_days=1,
                         defects=False)
 AS_OF = datetime(2026, 11, 21, tzinfo=UTC)
-DAG_ID = "customer_360_daily"
-OUTPUTS = ("c360.orders_enriched", "c360.rfm_history", "c360.segment_membership_history", "c360.customer_profile")
-
-
-def _wh(query: str, params=None):
-    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        return conn.execute(query, params).fetchall()
+DERIVED = load_registry().derived["customer_360"]
+DAG_ID = DERIVED.dag_id
+OUTPUTS = tuple(o.table for o in DERIVED.outputs)
 
 
 def _checksum(table: str, where: str = "true", params=None) -> tuple:
-    return _wh(f"select count(*), md5(string_agg(t::text, '|' order by t::text)) from {table} t where {where}",
-               params)[0]
+    return wh(f"select count(*), md5(string_agg(t::text, '|' order by t::text)) from {table} t where {where}",
+              params)[0]
 
 
 def _publish_inputs(data, interval_end: datetime, web: bool = True) -> None:
-    """Load generated tables as the published datasets, and log them as published up to ``interval_end``
-    (without ``web``, web analytics is never published: no c360.web_activity)."""
+    """Load generated tables as the published datasets (on a fresh warehouse: the `fresh_warehouse` fixture),
+    and log them as published up to ``interval_end`` (without ``web``, web analytics is never published: no
+    c360.web_activity)."""
 
     registry = load_registry()
-    inputs = [n for n in registry.derived["customer_360"].inputs if web or n != "web_analytics"]
+    inputs = [n for n in DERIVED.inputs if web or n != "web_analytics"]
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        for schema in ("c360", "staging", "quality", "meta"):
-            conn.execute(f"drop schema if exists {schema} cascade")
         for name in inputs:
             ds = registry[name]
             warehouse.ensure_table(conn, ds)
@@ -68,14 +64,20 @@ def _publish_inputs(data, interval_end: datetime, web: bool = True) -> None:
 
 
 def _run(dagbag, logical: datetime):
-    dr = dagbag.dags[DAG_ID].test(logical_date=logical)
-    states = {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
-    assert str(dr.state) == "success", states
-    return dr
+    return run_succeeds(dagbag.dags[DAG_ID], logical)
+
+
+def _assert_published_with_scores(dr) -> None:
+    """Every output has rows and this run's quality score."""
+    for table in OUTPUTS:
+        assert wh(f"select count(*) from {table}")[0][0] > 0, table
+    scores = dict(wh("select dataset, score from quality.dataset_scores where dag_run_id = %s", (dr.run_id,)))
+    assert set(scores) == {o.name for o in DERIVED.outputs}
+    assert all(s is not None for s in scores.values())
 
 
 @pytest.fixture(scope="module")
-def published(platform, dagbag):
+def published(fresh_warehouse, dagbag):
     data = generator.generate(SCALE)
     generator.write_landing(data)  # the visitor map
     _publish_inputs(data, AS_OF)
@@ -86,20 +88,15 @@ def published(platform, dagbag):
 def test_waits_until_every_input_has_published(published):
     from c360 import products
 
-    d = load_registry().derived["customer_360"]
-    assert products.missing_inputs(d, AS_OF) == []
-    later = products.missing_inputs(d, AS_OF + timedelta(days=1))
-    assert {m.split(" ")[0] for m in later} == {"customer", "orders", "order_line_item", "transactions",
-                                                "web_analytics"}  # product and brand are weekly: not due yet
+    assert products.missing_inputs(DERIVED, AS_OF) == []
+    later = products.missing_inputs(DERIVED, AS_OF + timedelta(days=1))
+    weekly = {n for n in DERIVED.inputs if cadence_label(load_registry()[n].cadence.schedule) == "weekly"}
+    assert weekly and {m.split(" ")[0] for m in later} == set(DERIVED.inputs) - weekly  # weekly: not due yet
 
 
 def test_outputs_are_published_with_scores(published):
     _, dr = published
-    for table in OUTPUTS:
-        assert _wh(f"select count(*) from {table}")[0][0] > 0, table
-    scores = dict(_wh("select dataset, score from quality.dataset_scores where dag_run_id=%s", (dr.run_id,)))
-    assert set(scores) == {"orders_enriched", "rfm", "segment_membership", "customer_profile"}
-    assert all(s is not None for s in scores.values())
+    _assert_published_with_scores(dr)
 
 
 def test_rfm_matches_sql_in_postgres(published):
@@ -107,7 +104,7 @@ def test_rfm_matches_sql_in_postgres(published):
     from c360.segments import load_segments
 
     seg = load_segments()
-    expected = _wh("""
+    expected = wh("""
         with p as (
             select customer_id, order_id, order_date, total_amount::numeric(18, 2) as amount from c360.orders
             where order_date < %(as_of)s and order_date >= %(as_of)s - make_interval(days => %(window)s)
@@ -123,8 +120,8 @@ def test_rfm_matches_sql_in_postgres(published):
                1 + floor(5.0 * (rank() over (order by monetary) - 1) / n)::int
         from c, n""", {"as_of": AS_OF.replace(tzinfo=None), "window": seg.rfm.window_days,
                        "excluded": list(seg.rfm.excluded_statuses)})
-    got = _wh("select customer_id, recency_days, frequency, monetary, r_score, f_score, m_score, rfm_segment "
-              "from c360.rfm_history where as_of_date = %s", (AS_OF.date(),))
+    got = wh("select customer_id, recency_days, frequency, monetary, r_score, f_score, m_score, rfm_segment "
+             "from c360.rfm_history where as_of_date = %s", (AS_OF.date(),))
     assert {r[0]: tuple(r[1:7]) for r in got} == {r[0]: tuple(r[1:]) for r in expected}
     assert all(r[7] == seg.rfm_segment(*r[4:7]) for r in got)
     assert len(got) > 1000
@@ -132,16 +129,16 @@ def test_rfm_matches_sql_in_postgres(published):
 
 def test_segments_profiles_and_the_sample_lens_query(published):
     data, _ = published
-    segments = dict(_wh("select segment_name, count(*) from c360.segment group by 1"))
+    segments = dict(wh("select segment_name, count(*) from c360.segment group by 1"))
     assert segments["Frequent Cart Abandoner"] == 1  # the seeded web sessions: only customer 1
     assert {"High Spending Customers", "Champions", "Hibernating"} <= set(segments)
-    sample = _wh("select total_customers, segment_name from c360.lens_segment_customers where state = 'California'")
+    sample = wh("select total_customers, segment_name from c360.lens_segment_customers where state = 'California'")
     assert sample and all(isinstance(n, int) and n > 0 and isinstance(s, str) for n, s in sample)
     # one profile per person: same-person registrations are merged, every customer is in exactly one profile
-    (customers,) = _wh("select count(*) from c360.customer")[0]
-    (members, profiles) = _wh("select sum(jsonb_array_length(customer_ids)), count(*) from c360.customer_profile")[0]
+    (customers,) = wh("select count(*) from c360.customer")[0]
+    (members, profiles) = wh("select sum(jsonb_array_length(customer_ids)), count(*) from c360.customer_profile")[0]
     assert members == customers and profiles <= customers
-    doc = _wh("select profile from c360.customer_profile where total_purchases > 0 limit 1")[0][0]
+    doc = wh("select profile from c360.customer_profile where total_purchases > 0 limit 1")[0][0]
     assert set(doc) == {"customerId", "identities", "demographics", "transactions", "engagement", "consent"}
     assert set(doc["engagement"]) == {"rfmScore", "engagementScore", "preferredChannel", "lastInteraction"}
 
@@ -160,7 +157,7 @@ def test_rerun_and_backfill_reproduce_each_date(published, dagbag):
         "c360.rfm_history", "as_of_date = %s", (AS_OF.date(),))
     for table in ("c360.customer_profile", "c360.orders_enriched"):
         assert _checksum(table) == before[table], table
-    assert _wh("select max(as_of_date) from c360.rfm")[0][0] == AS_OF.date()
+    assert wh("select max(as_of_date) from c360.rfm")[0][0] == AS_OF.date()
     # running the past date again reproduces it exactly
     _run(dagbag, past)
     assert _checksum("c360.rfm_history", where, (past.date(),)) == past_rfm

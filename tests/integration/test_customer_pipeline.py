@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from helpers import load_sources, run_dag, wh
 
 from c360 import generator, pg, settings
 
@@ -22,42 +23,24 @@ DEFECT_CHECKS = {"accuracy - gender", "completeness - contact email", "value ran
 TASKS = ["extract_to_raw", "stage_with_spark", "load_to_staging", "check_quality", "publish_table"]
 
 
-def _load(scale: generator.Scale):
-    data = generator.generate(scale)
-    generator.load_sources(data)
-    generator.write_landing(data)
-    return data
-
-
 def _run(dagbag, **conf):
-    dr = dagbag.dags[DAG_ID].test(logical_date=LOGICAL, run_conf=conf or None)
-    states = {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
-    return dr, states
-
-
-def _wh(query: str, params=None):
-    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        return conn.execute(query, params).fetchall()
+    return run_dag(dagbag.dags[DAG_ID], LOGICAL, **conf)
 
 
 def _checksum() -> str:
-    return _wh("select md5(string_agg(t::text, '|' order by customer_id)) from c360.customer t")[0][0]
+    return wh("select md5(string_agg(t::text, '|' order by customer_id)) from c360.customer t")[0][0]
 
 
 def _checks(run_id: str) -> dict[str, str]:
-    rows = _wh("select check_name, outcome from quality.check_results where dataset='customer' and dag_run_id=%s",
-               (run_id,))
+    rows = wh("select check_name, outcome from quality.check_results where dataset='customer' and dag_run_id=%s",
+              (run_id,))
     return dict(rows)
 
 
 @pytest.fixture(scope="module")
-def first_run(platform, dagbag):
-    from c360 import cli
-
-    cli.reset_warehouse()  # the first run must find no published table (other modules share the server)
-    data = _load(SCALE)
-    dr, states = _run(dagbag)
-    return data, dr, states
+def first_run(sources, dagbag):
+    dr, states = _run(dagbag)  # on a fresh warehouse: no published table, so the first run bootstraps
+    return sources, dr, states
 
 
 def test_run_publishes_the_customer_table(first_run):
@@ -68,8 +51,8 @@ def test_run_publishes_the_customer_table(first_run):
         expected = conn.execute(
             "select count(distinct customer_id) from customer where updated_at < %s", (LOGICAL.replace(tzinfo=None),)
         ).fetchone()[0]
-    assert _wh("select count(*), count(distinct customer_id) from c360.customer")[0] == (expected, expected)
-    log = _wh("select mode, rows_published from meta.publish_log where dag_run_id=%s", (dr.run_id,))
+    assert wh("select count(*), count(distinct customer_id) from c360.customer")[0] == (expected, expected)
+    log = wh("select mode, rows_published from meta.publish_log where dag_run_id=%s", (dr.run_id,))
     assert log == [("full", expected)]
 
 
@@ -90,8 +73,8 @@ def test_defects_fail_exactly_their_checks(first_run):
     checks = _checks(dr.run_id)
     assert {name for name, outcome in checks.items() if outcome != "passed"} == DEFECT_CHECKS
     assert {checks[c] for c in DEFECT_CHECKS} == {"warned"}
-    score = _wh("select score, checks_passed, checks_warned, checks_failed from quality.dataset_scores "
-                "where dataset='customer' and dag_run_id=%s", (dr.run_id,))
+    score = wh("select score, checks_passed, checks_warned, checks_failed from quality.dataset_scores "
+               "where dataset='customer' and dag_run_id=%s", (dr.run_id,))
     passed = len(checks) - len(DEFECT_CHECKS)
     (value, *counts), = score
     assert float(value) == round(100 * passed / len(checks), 2)
@@ -113,7 +96,7 @@ def test_rerun_of_the_same_interval_changes_nothing(first_run, dagbag):
     dr, states = _run(dagbag)
     assert str(dr.state) == "success", states
     assert _checksum() == before
-    assert _wh("select count(*) - count(distinct customer_id) from c360.customer")[0][0] == 0
+    assert wh("select count(*) - count(distinct customer_id) from c360.customer")[0][0] == 0
 
 
 def test_failed_gate_leaves_the_published_table_as_it_was(first_run, dagbag):
@@ -131,8 +114,8 @@ def test_failed_gate_leaves_the_published_table_as_it_was(first_run, dagbag):
 
 
 def test_clean_data_scores_100(first_run, dagbag):
-    _load(generator.Scale(**{**SCALE.__dict__, "defects": False}))
+    load_sources(generator.Scale(**{**SCALE.__dict__, "defects": False}))
     dr, states = _run(dagbag, full_refresh=True)
     assert str(dr.state) == "success", states
     assert set(_checks(dr.run_id).values()) == {"passed"}
-    assert _wh("select score from quality.dataset_scores where dag_run_id=%s", (dr.run_id,))[0][0] == 100
+    assert wh("select score from quality.dataset_scores where dag_run_id=%s", (dr.run_id,))[0][0] == 100

@@ -11,48 +11,26 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from helpers import fetch, run_dag, wh
 
-from c360 import generator, pg, settings
+from c360 import generator, settings
 
 pytestmark = pytest.mark.integration
 
 SCALE = generator.Scale(customers=2_000, days=10, orders_per_day=50, sessions_per_hour=5)
 
 
-def _wh(query: str, params=None):
-    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        return conn.execute(query, params).fetchall()
-
-
-def _src(conn_id: str, query: str, params=None):
-    with pg.connect(conn_id) as conn:
-        rows = conn.execute(query, params)
-        return rows.fetchall() if rows.description else None
-
-
 def _run(dagbag, dag_id: str, logical: datetime, **conf):
-    dr = dagbag.dags[dag_id].test(logical_date=logical, run_conf=conf or None)
-    return dr, {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
+    return run_dag(dagbag.dags[dag_id], logical, **conf)
 
 
 def _day(d: int) -> datetime:
     return datetime(2026, 11, d, tzinfo=UTC)
 
 
-@pytest.fixture(scope="module")
-def sources(platform):
-    from c360 import cli
-
-    cli.reset_warehouse()
-    data = generator.generate(SCALE)
-    generator.load_sources(data)
-    generator.write_landing(data)
-    return data
-
-
 def _latest_customers(before: datetime) -> set[tuple]:
     """The source's latest version of every customer changed before ``before`` (what must be published)."""
-    return set(_src(settings.REDSHIFT_CONN_ID, """
+    return set(fetch(settings.REDSHIFT_CONN_ID, """
         select distinct on (customer_id) customer_id, updated_at, email_address from customer
         where updated_at < %s order by customer_id, updated_at desc, email_address desc nulls last""",
                     (before.replace(tzinfo=None),)))
@@ -60,24 +38,24 @@ def _latest_customers(before: datetime) -> set[tuple]:
 
 def test_a_full_refresh_of_an_older_interval_keeps_newer_rows_and_reconciles_deletions(sources, dagbag):
     # a customer deleted at the source before the refresh's interval end: the refresh must remove it
-    gone = _src(settings.REDSHIFT_CONN_ID, "select customer_id from customer group by customer_id "
-                "having max(updated_at) < '2026-11-14' order by customer_id limit 1")[0][0]
+    gone = fetch(settings.REDSHIFT_CONN_ID, "select customer_id from customer group by customer_id "
+                 "having max(updated_at) < '2026-11-14' order by customer_id limit 1")[0][0]
     for day in (19, 20, 21):  # bootstrap as of 11-19, then two incremental days
         dr, states = _run(dagbag, "customer_daily", _day(day), full_refresh=False)
         assert str(dr.state) == "success", states
-    published_before = _wh("select count(*) from c360.customer")[0][0]
-    newer = _wh("select count(*) from c360.customer where updated_at >= '2026-11-16'")[0][0]
+    published_before = wh("select count(*) from c360.customer")[0][0]
+    newer = wh("select count(*) from c360.customer where updated_at >= '2026-11-16'")[0][0]
     assert newer > 0, "the scenario needs customers changed after the refresh's interval"
-    _src(settings.REDSHIFT_CONN_ID, "delete from customer where customer_id = %s", (gone,))
+    fetch(settings.REDSHIFT_CONN_ID, "delete from customer where customer_id = %s", (gone,))
 
     dr, states = _run(dagbag, "customer_daily", _day(16), full_refresh=True)  # interval [11-15, 11-16)
     assert str(dr.state) == "success", states
 
-    published = set(_wh("select customer_id, updated_at, email_address from c360.customer"))
+    published = set(wh("select customer_id, updated_at, email_address from c360.customer"))
     assert published == _latest_customers(_day(21))
     assert len(published) == published_before - 1
     assert gone not in {p[0] for p in published}
-    mode, written = _wh("select mode, rows_published from meta.publish_log where dag_run_id = %s", (dr.run_id,))[0]
+    mode, written = wh("select mode, rows_published from meta.publish_log where dag_run_id = %s", (dr.run_id,))[0]
     assert (mode, written) == ("full", len(published))
 
 
@@ -85,25 +63,25 @@ def test_the_monthly_brand_refresh_of_an_earlier_month_keeps_a_later_rename(sour
     weekly = _day(23).replace(hour=3)  # brand_weekly's interval [11-16 03:00, 11-23 03:00)
     dr, states = _run(dagbag, "brand_weekly", weekly, full_refresh=False)  # bootstrap
     assert str(dr.state) == "success", states
-    (brand_id,) = _src(settings.REDSHIFT_CONN_ID, "select brand_id from brand order by brand_id limit 1")[0]
-    _src(settings.REDSHIFT_CONN_ID, "update brand set brand_name = 'Renamed & Co', updated_at = '2026-11-20 10:00' "
-         "where brand_id = %s", (brand_id,))
+    (brand_id,) = fetch(settings.REDSHIFT_CONN_ID, "select brand_id from brand order by brand_id limit 1")[0]
+    fetch(settings.REDSHIFT_CONN_ID, "update brand set brand_name = 'Renamed & Co', updated_at = '2026-11-20 10:00' "
+          "where brand_id = %s", (brand_id,))
     dr, states = _run(dagbag, "brand_weekly", weekly, full_refresh=False)  # rerun picks the rename up
     assert str(dr.state) == "success", states
-    assert _wh("select brand_name from c360.brand where brand_id = %s", (brand_id,)) == [("Renamed & Co",)]
+    assert wh("select brand_name from c360.brand where brand_id = %s", (brand_id,)) == [("Renamed & Co",)]
 
     dr, states = _run(dagbag, "brand_monthly_full_refresh", _day(1).replace(hour=4), full_refresh=True)
     assert str(dr.state) == "success", states  # interval [10-01 04:00, 11-01 04:00): before the rename
-    assert _wh("select brand_name from c360.brand where brand_id = %s", (brand_id,)) == [("Renamed & Co",)]
-    (source_brands,) = _src(settings.REDSHIFT_CONN_ID, "select count(distinct brand_id) from brand")[0]
-    assert _wh("select count(*) from c360.brand")[0][0] == source_brands
+    assert wh("select brand_name from c360.brand where brand_id = %s", (brand_id,)) == [("Renamed & Co",)]
+    (source_brands,) = fetch(settings.REDSHIFT_CONN_ID, "select count(distinct brand_id) from brand")[0]
+    assert wh("select count(*) from c360.brand")[0][0] == source_brands
 
 
 def test_a_run_before_the_start_date_fails_and_history_loads_once_the_start_date_allows(sources, dagbag,
                                                                                          monkeypatch):
     from c360 import cli
 
-    _src(settings.REDSHIFT_CONN_ID, """
+    fetch(settings.REDSHIFT_CONN_ID, """
         insert into product (sku_id, product_id, product_name, product_description, product_category,
                              product_subcategory, brand_id, list_price, sale_price, launched_ts, updated_at)
         values ('S-1998', 'P-1998', 'Walkman', 'a 1998 product', 'Electronics', 'Audio', null, 99.0, 89.0,
@@ -116,7 +94,7 @@ def test_a_run_before_the_start_date_fails_and_history_loads_once_the_start_date
     monkeypatch.setenv("C360_START_DATE", "1997-01-01")
     dr, states = _run(dagbag, "product_weekly", logical, full_refresh=False)
     assert str(dr.state) == "success", states
-    assert _wh("select product_name from c360.product where product_id = 'P-1998'") == [("Walkman",)]
+    assert wh("select product_name from c360.product where product_id = 'P-1998'") == [("Walkman",)]
 
 
 def test_the_start_date_error_names_the_dataset_the_date_and_the_setting(monkeypatch):
@@ -138,18 +116,18 @@ def test_the_start_date_error_names_the_dataset_the_date_and_the_setting(monkeyp
 
 
 def _check(dr, dataset: str, check: str):
-    return _wh("select outcome, measured_value from quality.check_results where dataset = %s and dag_run_id = %s "
-               "and check_name = %s", (dataset, dr.run_id, check))
+    return wh("select outcome, measured_value from quality.check_results where dataset = %s and dag_run_id = %s "
+              "and check_name = %s", (dataset, dr.run_id, check))
 
 
 def test_future_dated_source_rows_are_flagged_in_the_quality_results(sources, dagbag):
-    _src(settings.OLTP_CONN_ID, """
+    fetch(settings.OLTP_CONN_ID, """
         insert into transactions (transaction_id, order_id, amount, payment_method, transaction_ts, updated_at)
         values ('T-FUTURE', null, 10, 'card', '2030-01-01', '2030-01-01')""")
     try:
         dr, states = _run(dagbag, "transactions_daily", _day(21).replace(hour=1), full_refresh=False)
     finally:
-        _src(settings.OLTP_CONN_ID, "delete from transactions where transaction_id = 'T-FUTURE'")
+        fetch(settings.OLTP_CONN_ID, "delete from transactions where transaction_id = 'T-FUTURE'")
     assert str(dr.state) == "success", states
     assert _check(dr, "transactions", "source rows dated in the future") == [("warned", 1.0)]
     dr, states = _run(dagbag, "transactions_daily", _day(21).replace(hour=1), full_refresh=False)

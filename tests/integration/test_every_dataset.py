@@ -13,32 +13,16 @@ from datetime import UTC, datetime, timedelta
 
 import pyarrow.dataset as pads
 import pytest
+from helpers import key_checksum, run_succeeds, wh
 
-from c360 import generator, lake, pg, settings, warehouse
+from c360 import generator, lake, pg, settings
 from c360.registry import load_registry
 
 pytestmark = pytest.mark.integration
 
 SCALE = generator.Scale(customers=1_000, days=14, orders_per_day=2_000, sessions_per_hour=20, ga_days=1)
+PUBLISHED_TABLES_EMPTY = True  # the `sources` fixture: every run below is an incremental upsert
 GA_HOUR = datetime(2026, 11, 20, 12, tzinfo=UTC)  # a landing hour the generator wrote
-
-
-def _wh(query: str, params=None):
-    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        return conn.execute(query, params).fetchall()
-
-
-def _checksum(ds) -> tuple[int, int, str]:
-    """(rows, distinct business keys, md5 of all rows in key order) of the published table."""
-    from psycopg import sql
-
-    from c360.warehouse import ident
-
-    keys = sql.SQL(", ").join(sql.Identifier(k) for k in ds.business_key)
-    q = sql.SQL("select count(*), count(distinct ({keys})), md5(string_agg(t::text, '|' order by {keys})) "
-                "from {table} t").format(keys=keys, table=ident(ds.output.table))
-    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        return conn.execute(q).fetchone()
 
 
 def _logical_date(dag, ds) -> datetime:
@@ -59,77 +43,52 @@ def _logical_date(dag, ds) -> datetime:
 
 def _run(dag, logical: datetime):
     # the DAG's own mode, stated: the session's DagBag is shared with modules that trigger full refreshes
-    dr = dag.test(logical_date=logical, run_conf={"full_refresh": dag.dag_id.endswith("_full_refresh")})
-    states = {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
-    assert str(dr.state) == "success", states
-    return dr
+    return run_succeeds(dag, logical, full_refresh=dag.dag_id.endswith("_full_refresh"))
 
 
-@pytest.fixture(scope="module")
-def sources(platform):
-    data = generator.generate(SCALE)
-    generator.load_sources(data)
-    generator.write_landing(data)
-    # A clean warehouse whose published tables exist but are empty: every run below is incremental
-    # (a run on a missing table bootstraps with a full load, covered by test_customer_pipeline).
-
-    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        conn.execute("drop schema if exists c360 cascade; drop schema if exists staging cascade")
-        for ds in load_registry().active():
-            warehouse.ensure_table(conn, ds)
-    return data
+# the datasets' own DAGs (and full-refresh DAGs), from the registry; derived products have their own rerun and
+# backfill test: test_customer360.py
+DAGS = sorted([(ds.dag_id, ds.name) for ds in load_registry().active()]
+              + [(ds.full_refresh_dag_id, ds.name) for ds in load_registry().active() if ds.full_refresh_dag_id])
 
 
-DAG_IDS = sorted(["customer_daily", "transactions_daily", "orders_every_15_minutes",
-                  "order_line_item_every_15_minutes", "product_weekly", "brand_weekly",
-                  "brand_monthly_full_refresh", "web_analytics_hourly"])
-
-
-def test_every_registered_dataset_has_a_dag_here(dagbag):
-    # keeps DAG_IDS honest: a new dataset or DAG must be added to the rerun test below
-    # (derived products have their own rerun and backfill test: test_customer360.py)
-    derived = {d.dag_id for d in load_registry().derived.values()}
-    assert sorted(set(dagbag.dags) - derived) == DAG_IDS
-
-
-@pytest.mark.parametrize("dag_id", DAG_IDS)
-def test_rerunning_an_interval_publishes_identical_rows(sources, dagbag, dag_id):
-    dag = dagbag.dags[dag_id]
-    (ds,) = [d for d in load_registry().active() if d.name in dag.tags]
+@pytest.mark.parametrize("dag_id, dataset", DAGS)
+def test_rerunning_an_interval_publishes_identical_rows(sources, dagbag, dag_id, dataset):
+    dag, ds = dagbag.dags[dag_id], load_registry()[dataset]
     logical = _logical_date(dag, ds)
     first = _run(dag, logical)
-    rows, keys, checksum = _checksum(ds)
-    (written,) = _wh("select rows_published from meta.publish_log where dag_run_id=%s and dataset=%s",
-                     (first.run_id, ds.name))[0]
+    rows, keys, checksum = key_checksum(ds)
+    (written,) = wh("select rows_published from meta.publish_log where dag_run_id=%s and dataset=%s",
+                    (first.run_id, ds.name))[0]
     assert written > 0 and rows >= written, f"{dag_id}: interval ending {logical} published nothing"
     assert rows == keys, f"{dag_id}: duplicate business keys"
     second = _run(dag, logical)
-    assert _checksum(ds) == (rows, keys, checksum)
+    assert key_checksum(ds) == (rows, keys, checksum)
     mode = "full" if dag_id.endswith("_full_refresh") else "incremental"
-    log = _wh("select dag_run_id, mode from meta.publish_log where dataset=%s and dag_run_id in (%s, %s)",
-              (ds.name, first.run_id, second.run_id))
+    log = wh("select dag_run_id, mode from meta.publish_log where dataset=%s and dag_run_id in (%s, %s)",
+             (ds.name, first.run_id, second.run_id))
     assert {m for _, m in log} == {mode}
 
 
 def test_monthly_full_refresh_drops_brands_deleted_at_the_source(sources, dagbag):
     ds = load_registry()["brand"]
-    dag = dagbag.dags["brand_monthly_full_refresh"]
+    dag = dagbag.dags[ds.full_refresh_dag_id]
     logical = _logical_date(dag, ds)
     _run(dag, logical)
     with pg.connect(settings.REDSHIFT_CONN_ID) as conn:
         (gone,) = conn.execute("delete from brand where brand_id = (select min(brand_id) from brand) "
                                "returning brand_id").fetchone()
         (left,) = conn.execute("select count(distinct brand_id) from brand").fetchone()
-    assert _wh("select count(*) from c360.brand where brand_id = %s", (gone,))[0][0] == 1
+    assert wh("select count(*) from c360.brand where brand_id = %s", (gone,))[0][0] == 1
     _run(dag, logical)
-    rows, keys, _ = _checksum(ds)
-    assert _wh("select count(*) from c360.brand where brand_id = %s", (gone,))[0][0] == 0
+    rows, keys, _ = key_checksum(ds)
+    assert wh("select count(*) from c360.brand where brand_id = %s", (gone,))[0][0] == 0
     assert rows == keys == left
 
 
 def test_late_orders_are_picked_up_by_rerunning_their_interval(sources, dagbag):
     ds = load_registry()["orders"]
-    dag = dagbag.dags["orders_every_15_minutes"]
+    dag = dagbag.dags[ds.dag_id]
     with pg.connect(settings.OLTP_CONN_ID) as conn:
         (late_id, late_date), = conn.execute(
             "select order_id, order_date from late.orders order by order_date desc limit 1").fetchall()
@@ -137,13 +96,13 @@ def test_late_orders_are_picked_up_by_rerunning_their_interval(sources, dagbag):
 
     logical = croniter(ds.cadence.schedule, late_date).get_next(datetime).replace(tzinfo=UTC)
     _run(dag, logical)
-    assert _wh("select count(*) from c360.orders where order_id=%s", (late_id,))[0][0] == 0
-    before_rows, _, _ = _checksum(ds)
+    assert wh("select count(*) from c360.orders where order_id=%s", (late_id,))[0][0] == 0
+    before_rows, _, _ = key_checksum(ds)
     moved = generator.deliver_late()
     assert moved["orders"] > 0
     _run(dag, logical)
-    rows, keys, _ = _checksum(ds)
-    assert _wh("select count(*) from c360.orders where order_id=%s", (late_id,))[0][0] == 1
+    rows, keys, _ = key_checksum(ds)
+    assert wh("select count(*) from c360.orders where order_id=%s", (late_id,))[0][0] == 1
     assert rows == keys and rows > before_rows
 
 
@@ -168,7 +127,7 @@ def test_malformed_ga_lines_are_quarantined_and_good_ones_published(sources, dag
     good_lines = [x for x in landing.read_text().splitlines() if x.strip()]
     bad = _bad_ga_lines()
     landing.write_text("\n".join(good_lines[:5] + bad + good_lines[5:]) + "\n")
-    dr = _run(dagbag.dags["web_analytics_hourly"], GA_HOUR + timedelta(hours=1))
+    dr = _run(dagbag.dags[ds.dag_id], GA_HOUR + timedelta(hours=1))
 
     from c360 import steps
 
@@ -187,11 +146,11 @@ def test_malformed_ga_lines_are_quarantined_and_good_ones_published(sources, dag
     total = len(good_lines) + len(bad)
     assert manifest["lines"] == total == manifest["parsed_lines"] + len(quarantine)
     assert manifest["activities"] > 0
-    (in_hour,) = _wh("select count(*) from c360.web_activity where visit_start_ts >= %s and visit_start_ts < %s",
-                     (GA_HOUR.replace(tzinfo=None), (GA_HOUR + timedelta(hours=1)).replace(tzinfo=None)))[0]
+    (in_hour,) = wh("select count(*) from c360.web_activity where visit_start_ts >= %s and visit_start_ts < %s",
+                    (GA_HOUR.replace(tzinfo=None), (GA_HOUR + timedelta(hours=1)).replace(tzinfo=None)))[0]
     assert in_hour == manifest["activities"]
-    assert _wh("select rows_in_batch from meta.publish_log where dag_run_id=%s and dataset='web_analytics'",
-               (dr.run_id,))[0][0] == manifest["activities"]
+    assert wh("select rows_in_batch from meta.publish_log where dag_run_id=%s and dataset='web_analytics'",
+              (dr.run_id,))[0][0] == manifest["activities"]
 
     # what on-call sees with `make quarantine DATASET=web_analytics [INTERVAL=...]`
     from c360 import cli
@@ -206,7 +165,7 @@ def test_malformed_ga_lines_are_quarantined_and_good_ones_published(sources, dag
 def test_source_rows_violating_types_are_quarantined_and_the_rest_published(sources, dagbag):
     """A loosely typed source column (varchar amounts) with values that are not numbers."""
     ds = load_registry()["transactions"]
-    dag = dagbag.dags["transactions_daily"]
+    dag = dagbag.dags[ds.dag_id]
     logical = _logical_date(dag, ds)
     start = (logical - timedelta(days=1)).replace(tzinfo=None)
     with pg.connect(settings.OLTP_CONN_ID) as conn:
@@ -226,8 +185,8 @@ def test_source_rows_violating_types_are_quarantined_and_the_rest_published(sour
     by_id = {q["transaction_id"]: q["_reject_reason"] for q in quarantine}
     for tid in bad_ids:
         assert by_id[tid] == "amount: '12,50 EUR' is not a valid double"
-    published = {r[0] for r in _wh("select transaction_id from c360.transactions")}
+    published = {r[0] for r in wh("select transaction_id from c360.transactions")}
     assert not published & set(bad_ids)
-    (staged,) = _wh("select rows_in_batch from meta.publish_log where dag_run_id=%s and dataset='transactions'",
-                    (dr.run_id,))[0]
+    (staged,) = wh("select rows_in_batch from meta.publish_log where dag_run_id=%s and dataset='transactions'",
+                   (dr.run_id,))[0]
     assert staged + len(quarantine) == in_interval and len(published) == staged

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from c360 import cli, generator, pg, settings
+from c360.registry import load_registry
 
 from . import openlineage_spec
 
@@ -29,11 +30,8 @@ LOGICAL = datetime.fromisoformat(settings.DEMO_DATE).replace(tzinfo=UTC) + timed
 
 
 @pytest.fixture(scope="module")
-def runs(platform):
-    cli.reset_warehouse()
-    data = generator.generate(SCALE)
-    generator.load_sources(data)
-    generator.write_landing(data)
+def runs(sources):
+    """Every DAG run once on the module's sources and a fresh warehouse; the lineage events they wrote."""
     before = len(openlineage_spec.read_events())
     states = cli.run_dags(LOGICAL)
     assert set(states.values()) == {"success"}, states
@@ -66,17 +64,34 @@ def summary(events: list[dict], dag_id: str) -> dict:
     return out
 
 
-def _dag_ids() -> list[str]:
-    return sorted(p.stem.removesuffix(".py") for p in settings.DAGS_DIR.glob("*.py"))
+UPDATE = "C360_UPDATE_GOLDEN"
 
 
-@pytest.mark.parametrize("dag_id", _dag_ids())
+def _regenerate(dag_id: str) -> str:
+    return (f"{UPDATE}=1 pytest tests/integration/test_lineage.py -k 'golden and {dag_id}' (writes it from this "
+            f"run's events; review and commit the file)")
+
+
+def test_every_dag_has_its_golden_lineage_and_no_other():
+    """One golden file per DAG the registry builds: a new dataset names the command that writes its file; a file
+    left from a DAG that is gone fails here, not silently."""
+    dag_ids = load_registry().dag_ids()
+    stale = sorted({p.stem for p in GOLDEN.glob("*.json")} - set(dag_ids))
+    assert not stale, f"golden lineage of no DAG the registry builds: delete {[f'{GOLDEN}/{d}.json' for d in stale]}"
+    missing = [d for d in dag_ids if not (GOLDEN / f"{d}.json").is_file()]
+    assert os.environ.get(UPDATE) or not missing, "no golden lineage for " + "; ".join(
+        f"{d}: run {_regenerate(d)}" for d in missing)
+
+
+@pytest.mark.parametrize("dag_id", load_registry().dag_ids())
 def test_lineage_matches_the_golden_lineage(runs, dag_id):
     got = summary(runs, dag_id)
     path = GOLDEN / f"{dag_id}.json"
-    if os.environ.get("C360_UPDATE_GOLDEN"):
+    if os.environ.get(UPDATE):
         path.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
-    assert got == json.loads(path.read_text())
+    if not path.is_file():
+        pytest.fail(f"{dag_id} has no golden lineage {path}: run {_regenerate(dag_id)}", pytrace=False)
+    assert got == json.loads(path.read_text()), f"{dag_id}: lineage changed; if intended, run {_regenerate(dag_id)}"
 
 
 def test_every_task_reads_or_writes_a_dataset(runs, dagbag):
@@ -124,8 +139,6 @@ def test_the_gate_reports_one_assertion_per_check_on_the_published_table(runs):
 def test_the_outputs_gate_reports_each_published_output(runs):
     (event,) = [e for e in runs if e["job"]["name"] == "customer_360_daily.check_quality"
                 and e["eventType"] == "COMPLETE"]
-    from c360.registry import load_registry
-
     d = load_registry().derived["customer_360"]
     assert sorted(i["name"] for i in event["inputs"]) == sorted(f"c360.{o.table}" for o in d.outputs)
     for i in event["inputs"]:
@@ -143,8 +156,6 @@ def test_publish_reports_the_table_schema_and_rows_written(runs):
         (written,) = conn.execute("select rows_published from meta.publish_log where dag_run_id = %s",
                                   (run_id,)).fetchone()
     assert out["outputFacets"]["outputStatistics"]["rowCount"] == written
-    from c360.registry import load_registry
-
     assert [f["name"] for f in out["facets"]["schema"]["fields"]] == load_registry()["orders"].column_names
 
 

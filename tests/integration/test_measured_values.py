@@ -229,6 +229,7 @@ def batches(platform, tmp_path_factory):
                extract(epoch from %(now)s - max(activity_ts)) / 60
         from {web}""", {"actions": list(lists["event_action"]), "now": now})
     try:
+        # a table, one row per check (its independent value and unit): rows of one shape, not repeated logic
         compare("web_analytics.yml", _verify(settings.PROJECT_DIR / "quality" / "web_analytics.yml", web, now), {
             "schema matches the registry": (0, "mismatches"),
             "freshness - newest row before the interval end": (got[11], "minutes"),

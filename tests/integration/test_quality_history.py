@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from helpers import wh
 
 from c360 import pg, quality, settings
 from c360.warehouse import Interval, sql_file
@@ -16,11 +17,6 @@ pytestmark = pytest.mark.integration
 DS = "history_test"  # a dataset name no other module records
 RUN = Interval(datetime(2026, 11, 20, tzinfo=UTC), datetime(2026, 11, 21, tzinfo=UTC),
                "scheduled__2026-11-20T00:00:00+00:00", "history_test_daily")
-
-
-def _wh(query: str, params=None):
-    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        return conn.execute(query, params).fetchall()
 
 
 def _result(name: str, outcome: str, value: float, diagnostics: dict | None = None) -> quality.CheckResult:
@@ -35,14 +31,14 @@ def test_a_rerun_replaces_the_run_and_adds_an_attempt(platform):
     assert quality.save_results(DS, RUN, [_result("amount valid", "passed", 0.0), _result("id present", "passed", 0.0)]) == 100
 
     # the run's current results: the latest attempt only
-    assert _wh("select score, checks_failed from quality.dataset_scores where dataset = %s", (DS,)) == [(100, 0)]
-    assert _wh("select check_name, outcome from quality.check_results where dataset = %s order by 1", (DS,)) == [
+    assert wh("select score, checks_failed from quality.dataset_scores where dataset = %s", (DS,)) == [(100, 0)]
+    assert wh("select check_name, outcome from quality.check_results where dataset = %s order by 1", (DS,)) == [
         ("amount valid", "passed"), ("id present", "passed")]
     # every attempt
-    assert _wh("select attempt, try_number, score, checks_failed from quality.score_history where dataset = %s "
-               "order by attempt", (DS,)) == [(1, None, 50, 1), (2, None, 100, 0)]
-    rows = _wh("select attempt, check_name, outcome, measured_value, diagnostics from quality.check_history "
-               "where dataset = %s order by attempt, check_name", (DS,))
+    assert wh("select attempt, try_number, score, checks_failed from quality.score_history where dataset = %s "
+              "order by attempt", (DS,)) == [(1, None, 50, 1), (2, None, 100, 0)]
+    rows = wh("select attempt, check_name, outcome, measured_value, diagnostics from quality.check_history "
+              "where dataset = %s order by attempt, check_name", (DS,))
     assert [(a, c, o) for a, c, o, _, _ in rows] == [
         (1, "amount valid", "failed"), (1, "id present", "passed"), (2, "amount valid", "passed"),
         (2, "id present", "passed")]
@@ -66,11 +62,11 @@ def test_results_recorded_before_the_history_existed_become_attempt_one(platform
     for _ in range(2):  # bootstrap runs before every record; the backfill happens once
         with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
             conn.execute(sql_file("warehouse/bootstrap.sql"))
-    scores = _wh("select dataset, attempt, score from quality.score_history order by dataset, attempt")
+    scores = wh("select dataset, attempt, score from quality.score_history order by dataset, attempt")
     assert (f"{DS}_old", 1, 0) in scores and len(scores) == len(set(scores))
-    assert _wh("select attempt, outcome from quality.check_history where dataset = %s", (f"{DS}_old",)) == [(1, "failed")]
+    assert wh("select attempt, outcome from quality.check_history where dataset = %s", (f"{DS}_old",)) == [(1, "failed")]
     # the next attempt of that run is attempt 2
     quality.save_results(f"{DS}_old", old, [_result("id present", "passed", 0.0)])
-    assert _wh("select attempt, score from quality.score_history where dataset = %s order by 1", (f"{DS}_old",)) == [
+    assert wh("select attempt, score from quality.score_history where dataset = %s order by 1", (f"{DS}_old",)) == [
         (1, 0), (2, 100)]
-    assert _wh("select count(*) from quality.check_history where dataset = %s", (f"{DS}_old",)) == [(2,)]
+    assert wh("select count(*) from quality.check_history where dataset = %s", (f"{DS}_old",)) == [(2,)]

@@ -12,8 +12,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from helpers import run_succeeds, wh
 
-from c360 import generator, lake, pg, settings, warehouse
+from c360 import generator, lake, warehouse
 
 pytestmark = pytest.mark.integration
 
@@ -22,13 +23,8 @@ LOGICAL = datetime(2026, 11, 23, 2, tzinfo=UTC)  # interval [2026-11-16 02:00, 2
 SCALE = generator.Scale(customers=2_000, days=5, orders_per_day=20, sessions_per_hour=1)
 
 
-def _wh(query: str, params=None):
-    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        return conn.execute(query, params).fetchall()
-
-
 def _checksum(table: str = "c360.product") -> tuple[int, str]:
-    return _wh(f"select count(*), md5(string_agg(t::text, '|' order by product_id)) from {table} t")[0]
+    return wh(f"select count(*), md5(string_agg(t::text, '|' order by product_id)) from {table} t")[0]
 
 
 def _loaded(dr) -> dict:
@@ -51,28 +47,21 @@ def _task(dagbag, task_id: str, dr, loaded: dict) -> dict:
 
 
 def _publish_log(run_id: str) -> list[tuple]:
-    return _wh("select mode, rows_in_batch, rows_published, published_at from meta.publish_log "
-               "where dag_run_id = %s", (run_id,))
+    return wh("select mode, rows_in_batch, rows_published, published_at from meta.publish_log "
+              "where dag_run_id = %s", (run_id,))
 
 
 def _scored_at(run_id: str) -> list[tuple]:
-    return _wh("select scored_at from quality.dataset_scores where dag_run_id = %s", (run_id,))
+    return wh("select scored_at from quality.dataset_scores where dag_run_id = %s", (run_id,))
 
 
 def _exists(table: str) -> bool:
-    return _wh("select to_regclass(%s) is not null", (table,))[0][0]
+    return wh("select to_regclass(%s) is not null", (table,))[0][0]
 
 
 @pytest.fixture(scope="module")
-def published(platform, dagbag):
-    from c360 import cli
-
-    cli.reset_warehouse()  # the first run must find no published table (other modules share the server)
-    data = generator.generate(SCALE)
-    generator.load_sources(data)
-    dr = dagbag.dags[DAG_ID].test(logical_date=LOGICAL)
-    assert str(dr.state) == "success", {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
-    return dr
+def published(sources, dagbag):
+    return run_succeeds(dagbag.dags[DAG_ID], LOGICAL)
 
 
 def test_the_published_batch_is_gone(published):
@@ -118,16 +107,11 @@ def test_a_rewritten_stage_partition_is_not_rebuilt(published):
     assert steps.ensure_batch(ds, interval, loaded) is True  # gone after the publish: rebuilt
     assert _checksum(loaded["batch_table"]) == _checksum()
     assert steps.ensure_batch(ds, interval, loaded) is False  # there: left as it is
-    _wh_exec(f"drop table {loaded['batch_table']}")
+    wh(f"drop table {loaded['batch_table']}")
     stage = lake.local_path(loaded["stage"])
     part = next(stage.glob("part-*.parquet"))
     part.rename(stage / f"part-99999-rewritten{part.name[10:]}")  # the same rows, as another write names them
     with pytest.raises(steps.BatchUnavailable, match="rewritten since load_to_staging loaded it.*clear the run "
                                                      "from load_to_staging"):
         steps.ensure_batch(ds, interval, loaded)
-    assert _wh("select to_regclass(%s)", (loaded["batch_table"],)) == [(None,)]
-
-
-def _wh_exec(statement: str) -> None:
-    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        conn.execute(statement)
+    assert wh("select to_regclass(%s)", (loaded["batch_table"],)) == [(None,)]

@@ -8,23 +8,17 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+from helpers import free_port
 
 from c360 import settings
 from c360.registry import load_registry
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _spark_home() -> Path:
@@ -38,7 +32,7 @@ def cluster(tmp_path_factory):
     """Master + one worker (1 core, 1 GiB); yields the master URL and the master's web UI port."""
     home = _spark_home()
     logs = tmp_path_factory.mktemp("spark-cluster")
-    port, ui, worker_ui = _free_port(), _free_port(), _free_port()
+    port, ui, worker_ui = free_port(), free_port(), free_port()
     env = {**os.environ, "SPARK_HOME": str(home), "SPARK_LOCAL_IP": "127.0.0.1",
            "SPARK_WORKER_DIR": str(logs / "work")}
     spark_class = str(home / "bin" / "spark-class")

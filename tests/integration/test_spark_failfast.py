@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import textwrap
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from helpers import free_port
 
 from c360 import procs, settings, spark_runner
 
@@ -134,16 +134,10 @@ def test_a_killed_server_fails_the_job_within_a_minute_and_the_next_job_restarts
     assert list((tmp_path / "again").glob("part-*.parquet")), "the rerun wrote nothing"
 
 
-def _closed_port(host: str) -> int:
-    with socket.socket() as s:  # bound then closed: nothing listens there
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 def test_an_unreachable_server_fails_the_job_after_the_retry_budget(slow_job, tmp_path):
     """127.0.0.2 is not one of the runner's loopback names, so it is treated as a remote server: no local
     server is started, the client retries for RETRY_BUDGET_S, then the job fails naming the address."""
-    url = f"sc://127.0.0.2:{_closed_port('127.0.0.2')}"
+    url = f"sc://127.0.0.2:{free_port('127.0.0.2')}"  # bound then closed: nothing listens there
     t0 = time.monotonic()
     thread, result = _run_in_thread(slow_job, ["--out", (tmp_path / "out").as_uri(), "--started",
                                                str(tmp_path / "started")], url)

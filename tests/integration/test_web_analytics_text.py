@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 import pytest
+from helpers import run_succeeds, wh
 
 from c360 import generator, lake, pg, settings, steps, warehouse
 from c360.registry import load_registry
@@ -25,11 +26,6 @@ pytestmark = pytest.mark.integration
 
 SCALE = generator.Scale(customers=300, days=2, orders_per_day=20, sessions_per_hour=20, ga_days=1)
 GA_HOUR = datetime(2026, 11, 20, 12, tzinfo=UTC)  # a landing hour the generator writes
-
-
-def _wh(query: str, params=None):
-    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        return conn.execute(query, params).fetchall()
 
 
 def _named(line: str, name: str, ensure_ascii: bool = True) -> tuple[str, bytes, int]:
@@ -72,10 +68,7 @@ def run(platform, dagbag):
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:  # other modules may have published this hour
         warehouse.ensure_table(conn, ds)
         conn.execute("delete from c360.web_activity where visit_start_ts >= %s and visit_start_ts < %s", in_hour)
-    dr = dagbag.dags["web_analytics_hourly"].test(logical_date=GA_HOUR + timedelta(hours=1),
-                                                  run_conf={"full_refresh": False})
-    states = {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
-    assert str(dr.state) == "success", states
+    run_succeeds(dagbag.dags[ds.dag_id], GA_HOUR + timedelta(hours=1), full_refresh=False)
     quarantine = pads.dataset(str(lake.local_path(lake.uri("quarantine", ds.name, GA_HOUR))),
                               format="parquet").to_table().to_pylist()  # every value a valid str, or this fails
     return {"ds": ds, "lines": lines, "escaped_nul": escaped_nul, "raw_nul": raw_nul, "bad_bytes": bad_bytes,
@@ -98,13 +91,13 @@ def test_nul_and_invalid_utf8_lines_are_quarantined_and_the_rest_published(run):
 
     manifest = run["manifest"]
     assert manifest["lines"] == len(run["lines"]) == manifest["parsed_lines"] + len(run["quarantine"])
-    published = dict(_wh("select session_id, count(*) from c360.web_activity where visit_start_ts >= %s "
-                         "and visit_start_ts < %s group by session_id", run["in_hour"]))
+    published = dict(wh("select session_id, count(*) from c360.web_activity where visit_start_ts >= %s "
+                        "and visit_start_ts < %s group by session_id", run["in_hour"]))
     assert sum(published.values()) == manifest["activities"] > 0
     for key in ("escaped_nul", "raw_nul", "bad_bytes"):
         assert run[key][0] not in published, key
     sid, _, _ = run["replacement"]
-    names = {r[0] for r in _wh("select product_name from c360.web_activity where session_id = %s", (sid,))}
+    names = {r[0] for r in wh("select product_name from c360.web_activity where session_id = %s", (sid,))}
     assert "Trail \ufffd Shoe" in names  # the source's own U+FFFD is published as it is
 
     # what on-call sees with `make quarantine DATASET=web_analytics INTERVAL=...`
