@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import pytest
 import yaml
+from helpers import wh
 
 from c360 import pg, quality, settings, warehouse
 from c360.registry import REGISTRY_FILE, parse_registry
@@ -100,11 +101,6 @@ def test_a_contract_that_types_a_column_is_refused(entry, tmp_path):
         quality.contract_for(unknown, None, entry.columns)
 
 
-def _wh(query: str, params=None):
-    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        return conn.execute(query, params).fetchall()
-
-
 def test_the_table_comes_from_the_entry_and_the_dag_publishes_it(platform, entry):
     """The only thing written by hand: the source table (a new source's own schema). Everything the platform
     creates (published table, batch, contract schema, Spark types) comes from the entry."""
@@ -138,17 +134,17 @@ def test_the_table_comes_from_the_entry_and_the_dag_publishes_it(platform, entry
     states = {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
     assert str(dr.state) == "success", states
 
-    types = _wh("select column_name, data_type, is_nullable from information_schema.columns where "
+    types = wh("select column_name, data_type, is_nullable from information_schema.columns where "
                 "table_schema = 'c360' and table_name = %s order by ordinal_position", (NAME,))
     assert types == [("member_id", "text", "NO"), ("email", "text", "YES"), ("tier", "text", "YES"),
                      ("points", "bigint", "YES"), ("balance", "numeric", "YES"), ("active", "boolean", "YES"),
                      ("joined_on", "date", "YES"), ("updated_at", "timestamp without time zone", "NO")]
-    (key,) = _wh("select pg_get_constraintdef(oid) from pg_constraint where conrelid = %s::regclass "
+    (key,) = wh("select pg_get_constraintdef(oid) from pg_constraint where conrelid = %s::regclass "
                  "and contype = 'p'", (f"c360.{NAME}",))
     assert key == ("PRIMARY KEY (member_id)",)
-    assert _wh(f"select count(*), sum(points), sum(balance) from c360.{NAME}") == [
+    assert wh(f"select count(*), sum(points), sum(balance) from c360.{NAME}") == [
         (50, 1275 * 1000000000, pytest.approx(1275 + 12.5))]
-    checks = dict(_wh("select check_name, outcome from quality.check_results where dataset = %s and "
+    checks = dict(wh("select check_name, outcome from quality.check_results where dataset = %s and "
                       "dag_run_id = %s", (NAME, dr.run_id)))
     assert checks["schema matches the registry"] == "passed", checks
     assert checks["member id unique"] == "passed"
