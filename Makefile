@@ -38,7 +38,7 @@ up: install            ## Airflow on 127.0.0.1:8080 (api-server, scheduler, dag-
 down:                  ## stop what `make up` and `make demo` started
 	$(PY) -m c360.cli down
 
-psql: install          ## psql on the warehouse; make psql SQL='select 1' runs one statement
+psql: install          ## psql on the warehouse; make psql SQL='select 1' runs one statement; ROLE=c360_consumer as that role
 	$(PY) -m c360.cli psql
 
 quarantine: install    ## quarantined rows by reason: make quarantine DATASET=orders [INTERVAL=2026-11-20T1245]

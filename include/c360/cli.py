@@ -35,9 +35,10 @@ def setup() -> Path:
     subprocess.run([_bin("airflow"), "db", "migrate"], env={**os.environ, **env}, check=True,
                    stdout=subprocess.DEVNULL)
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        from c360 import warehouse
+        from c360 import governance, warehouse
 
         warehouse.bootstrap(conn)
+        governance.apply(conn)  # roles, masking views, row security (README "Governance")
     return socket_dir
 
 
@@ -191,6 +192,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"Running every DAG for the interval before {when:%Y-%m-%d %H:%M} UTC ...", flush=True)
     states = run_dags(when)
     print(summary())
+    from c360 import governance
+
+    print("\n" + governance.show_customer())
     print(f"\nDemo finished in {time.monotonic() - t0:.0f} s.")
     failed = {d: s for d, s in states.items() if s != "success"}
     if failed:
@@ -292,6 +296,10 @@ def cmd_psql(args: argparse.Namespace) -> int:
 
     setup_env_only()
     p = pg.conn_params(settings.WAREHOUSE_CONN_ID)
+    if args.role:  # make psql ROLE=c360_consumer: as that role's login (c360.governance)
+        from c360 import governance
+
+        p = {**p, **governance.login(args.role)}
     argv = [str(pg.psql_binary()), "-h", p.get("host", "localhost"), "-p", str(p.get("port", 5432)),
             "-U", p.get("user", "postgres"), "-d", p["dbname"]]
     if args.sql:
@@ -375,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("down", help="stop what up and demo started").set_defaults(func=cmd_down)
     psql = sub.add_parser("psql", help="psql on the warehouse")
     psql.add_argument("--sql", default=os.environ.get("SQL") or None)
+    psql.add_argument("--role", default=os.environ.get("ROLE") or None, help="a role of the registry's governance")
     psql.set_defaults(func=cmd_psql)
     quarantine = sub.add_parser("quarantine", help="quarantined rows of a dataset, by reason")
     quarantine.add_argument("--dataset", required=True)

@@ -161,7 +161,8 @@ def build_dag(ds: Dataset, *, doc_md: str | None = None, full_refresh: bool = Fa
                 mode = steps.FULL if wants_full or not steps.published_exists(ds) else steps.INCREMENTAL
                 out = steps.extract(ds, _interval(context), mode)
                 sources = [lineage.dataset("in", lineage.table_name(ds.source.conn_id, ds.source.table))]
-            lineage.attach(context, sources, [lineage.lake_path("out", out["raw"], rows=out["raw_rows"])])
+            lineage.attach(context, sources, [lineage.lake_path("out", out["raw"], rows=out["raw_rows"],
+                                                                facets=lineage.pii_facets(ds.columns))])
             layers = [k for k in ("raw", "stage", "quarantine", "lookup") if k in out]
             return {**out, **{f"spark_{k}": lake.spark_uri(out[k]) for k in layers}}
 
@@ -193,7 +194,8 @@ def build_dag(ds: Dataset, *, doc_md: str | None = None, full_refresh: bool = Fa
             except warehouse.UnstorableText as exc:
                 raise AirflowFailException(str(exc)) from exc  # the value will not change on a retry
             lineage.attach(context, [lineage.lake_path("in", extracted["stage"])],
-                           [lineage.warehouse_table("out", loaded["batch_table"], rows=loaded["staged_rows"])])
+                           [lineage.warehouse_table("out", loaded["batch_table"], rows=loaded["staged_rows"],
+                                                    facets=lineage.pii_facets(ds.columns))])
             return loaded
 
         @task(multiple_outputs=True, task_id="check_quality")
@@ -214,9 +216,10 @@ def build_dag(ds: Dataset, *, doc_md: str | None = None, full_refresh: bool = Fa
             from c360 import lineage, steps
 
             published = steps.publish(ds, _interval(context), loaded)
-            schema = lineage.schema_facet([(c.name, c.type) for c in ds.columns])
+            schema = lineage.schema_facet([(c.name, c.type) for c in ds.columns], ds.columns)
             lineage.attach(context, [lineage.warehouse_table("in", loaded["batch_table"])],
-                           [lineage.warehouse_table("out", ds.table, facets={"schema": schema},
+                           [lineage.warehouse_table("out", ds.table, facets={"schema": schema,
+                                                                             **lineage.pii_facets(ds.columns)},
                                                     rows=published["rows_written"])])
             return published
 
@@ -262,11 +265,14 @@ def build_derived_dag(d: Derived, *, doc_md: str | None = None) -> DAG:
         @task(multiple_outputs=True, task_id="export_inputs")
         def export_inputs(**context: Any) -> dict[str, Any]:
             from c360 import lineage, products
+            from c360.registry import load_registry
 
             as_of = context["data_interval_end"]
             uris = products.export_inputs(d, as_of)
+            registry = load_registry()
             lineage.attach(context, [lineage.warehouse_table("in", t) for t in products.input_tables(d)],
-                           [lineage.lake_path("out", u) for n, u in uris.items() if n != "visitor_map"])
+                           [lineage.lake_path("out", u, facets=lineage.pii_facets(registry[n].columns))
+                            for n, u in uris.items() if n != "visitor_map"])
             return {"inputs": base64.b64encode(json.dumps(uris).encode()).decode(),
                     "out": lake.spark_uri(products.partition(d, as_of, "outputs", "")).rstrip("/"),
                     "as_of": as_of.isoformat()}
@@ -294,8 +300,8 @@ def build_derived_dag(d: Derived, *, doc_md: str | None = None) -> DAG:
             loaded = products.load_outputs(d, as_of)
             lineage.attach(
                 context, [lineage.lake_path("in", products.partition(d, as_of, "outputs", o.name)) for o in d.outputs],
-                [lineage.warehouse_table("out", loaded[o.name]["batch_table"], rows=loaded[o.name]["rows"])
-                 for o in d.outputs])
+                [lineage.warehouse_table("out", loaded[o.name]["batch_table"], rows=loaded[o.name]["rows"],
+                                         facets=lineage.pii_facets(o.columns)) for o in d.outputs])
             return loaded
 
         @task(multiple_outputs=True, task_id="check_quality")
@@ -315,7 +321,7 @@ def build_derived_dag(d: Derived, *, doc_md: str | None = None) -> DAG:
 
             published = products.publish_outputs(d, _interval(context), context["data_interval_end"], loaded)
             lineage.attach(context, [lineage.warehouse_table("in", loaded[o.name]["batch_table"]) for o in d.outputs],
-                           lineage.published_tables([(o.table, published.get(o.name)) for o in d.outputs]))
+                           lineage.published_tables([(o, published.get(o.name)) for o in d.outputs]))
             return published
 
         exported = export_inputs()

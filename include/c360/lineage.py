@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     import psycopg
 
     from c360.quality import CheckResult
+    from c360.registry import Column
+    from c360.warehouse import Table
 
 ATTRIBUTE = "c360_lineage"  # where attach() leaves the lineage on the running operator
 
@@ -55,11 +57,42 @@ def lake_name(uri: str) -> tuple[str, str]:
     return f"{parsed.scheme}://{parsed.netloc}", parsed.path
 
 
-def schema_facet(columns: list[tuple[str, str]]):
+def schema_facet(columns: list[tuple[str, str]], registry_columns: tuple[Column, ...] | list[Column] = ()):
+    """The schema facet of ``(name, type)`` columns; a column of ``registry_columns`` that is PII (or a document
+    holding copies of PII columns) says so in its description (README "Governance")."""
     from openlineage.client.facet_v2 import schema_dataset
 
-    return schema_dataset.SchemaDatasetFacet(
-        fields=[schema_dataset.SchemaDatasetFacetFields(name=n, type=t) for n, t in columns])
+    described = {c.name: d for c in registry_columns if (d := column_description(c, registry_columns))}
+    return schema_dataset.SchemaDatasetFacet(fields=[
+        schema_dataset.SchemaDatasetFacetFields(name=n, type=t, description=described.get(n)) for n, t in columns])
+
+
+PII_TAG_SOURCE = "c360 registry"
+
+
+def _embedded_pii(c: Column, columns) -> list[str]:
+    pii = {x.name for x in columns if x.pii}
+    return sorted({name for name in c.embeds.values() if name in pii})
+
+
+def column_description(c: Column, columns) -> str | None:
+    """``PII`` for a PII column, ``holds copies of PII: …`` for a document embedding some, and its registry
+    description."""
+    embedded = _embedded_pii(c, columns)
+    note = "PII" if c.pii else f"holds copies of PII: {', '.join(embedded)}" if embedded else None
+    return "; ".join(filter(None, (note, c.description))) or None
+
+
+def pii_facets(columns: tuple[Column, ...] | list[Column]) -> dict:
+    """The ``tags`` facet (spec TagsDatasetFacet) of a dataset holding registry columns: one tag ``pii`` per PII
+    column (value ``true``) and per document holding copies of PII (value ``embedded``), naming the column; {}
+    when it holds none. A lineage UI shows from it where PII flows."""
+    from openlineage.client.facet_v2 import tags_dataset
+
+    tags = [tags_dataset.TagsDatasetFacetFields(key="pii", value="true" if c.pii else "embedded",
+                                                source=PII_TAG_SOURCE, field=c.name)
+            for c in columns if c.pii or _embedded_pii(c, columns)]
+    return {"tags": tags_dataset.TagsDatasetFacet(tags=tags, producer=PRODUCER)} if tags else {}
 
 
 def table_columns(conn: psycopg.Connection, table: str) -> list[tuple[str, str]]:
@@ -93,13 +126,15 @@ def lake_path(kind: str, uri: str, **kw):
     return dataset(kind, lake_name(uri), **kw)
 
 
-def published_tables(tables: list[tuple[str, int | None]]) -> list:
-    """Output datasets of published warehouse tables (name, rows written) with their schema as published."""
+def published_tables(tables: list[tuple[Table, int | None]]) -> list:
+    """Output datasets of published warehouse tables (registry entry, rows written) with their schema as published
+    and their PII tagged."""
     from c360 import pg
 
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        return [warehouse_table("out", t, rows=rows, facets={"schema": schema_facet(table_columns(conn, t))})
-                for t, rows in tables]
+        return [warehouse_table("out", e.table, rows=rows, facets={
+            "schema": schema_facet(table_columns(conn, e.table), e.columns), **pii_facets(e.columns)})
+            for e, rows in tables]
 
 
 def checked_table(published: str, batch: str, results: list[CheckResult], rows: int | None):

@@ -12,7 +12,7 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from c360 import lake, pg, settings, swap, warehouse
+from c360 import governance, lake, pg, settings, swap, warehouse
 from c360.registry import Derived, arrow_schema, load_registry
 from c360.warehouse import Interval, ident, sql_file
 
@@ -181,5 +181,7 @@ def publish_outputs(d: Derived, interval: Interval, as_of: datetime, loaded: dic
         for name, views in INPUT_VIEWS.items():
             if name in d.inputs and name not in absent:
                 conn.execute(sql_file(f"outputs/{views}"))
+        # who reads the outputs and the lens, and how (c360.governance), in the same transaction
+        governance.apply(conn, d.outputs, lens=True, interval=interval)
     log.info("published %s as of %s: %s", d.name, as_of, result)
     return result

@@ -8,6 +8,7 @@ naming the dataset and the field.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -21,6 +22,15 @@ from c360 import settings
 REGISTRY_FILE = Path(__file__).with_name("datasets.yaml")
 
 ColumnType = Literal["string", "int", "bigint", "double", "decimal", "timestamp", "date", "boolean", "json"]
+
+# How a governed role sees a PII column (c360.governance writes the SQL of each): as it is, as the SHA-256 of a
+# secret salt and the value (JSON arrays element by element), not at all, or as a range; a range applies to the
+# column types listed.
+MaskRule = Literal["raw", "sha256", "hidden", "age_range", "income_range"]
+RULE_TYPES: dict[str, frozenset[str]] = {
+    "age_range": frozenset({"int", "bigint"}),
+    "income_range": frozenset({"string", "int", "bigint", "double", "decimal"}),
+}
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,26 @@ class Column(_Strict):
     # a condition the published table enforces on the column, as SQL after the column's name
     # (e.g. "between 1 and 5"); the registry is code, reviewed like the SQL files
     check: str | None = None
+    # governed role → how it sees this PII column, where not its role's default (governance.roles.<r>.pii)
+    mask: dict[str, MaskRule] = {}
+    # a JSON document column: where it holds copies of other columns of its table (dotted path → column); a
+    # governed role sees each copy as it sees that column, so the document never shows what the column hides
+    embeds: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _governance(self) -> Column:
+        if self.mask and not self.pii:
+            raise ValueError("mask is for PII columns: set pii: true")
+        for role, rule in self.mask.items():
+            if rule in RULE_TYPES and self.type not in RULE_TYPES[rule]:
+                raise ValueError(f"mask.{role}: {rule} applies to {sorted(RULE_TYPES[rule])} columns, "
+                                 f"not {self.type}")
+        if self.embeds and self.type != "json":
+            raise ValueError("embeds is for json columns (a document holding copies of other columns)")
+        bad = [p for p in self.embeds if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", p)]
+        if bad:
+            raise ValueError(f"embeds: {bad} are not dotted paths of JSON keys")
+        return self
 
     @property
     def types(self) -> TypeMap:
@@ -146,6 +176,7 @@ def _check_columns(columns: tuple[Column, ...], references: list[tuple[str, tupl
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
         raise ValueError(f"duplicate columns {sorted(dupes)}")
+    references = [*references, *((f"columns.{c.name}.embeds", tuple(c.embeds.values())) for c in columns)]
     for field, cols in references:
         missing = [c for c in cols if c not in names]
         if missing:
@@ -290,9 +321,110 @@ class Derived(_Strict):
         return f"{self.name}_{cadence_label(self.cadence.schedule)}"
 
 
+# ---- governance: who reads what (c360.governance enforces it in PostgreSQL) ------------------------------
+
+# schemas a governed role's views may not take: the warehouse's own and PostgreSQL's
+RESERVED_SCHEMAS = frozenset({"c360", "staging", "quality", "meta", "governance", "public", "information_schema"})
+
+
+class Role(_Strict):
+    """A PostgreSQL role: full access (reads the tables), governed (reads its schema of masking views), or a
+    member of a governed role (reads that role's views, restricted further by its own row policies)."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str
+    access: Literal["full"] | None = None
+    view_schema: str | None = Field(None, alias="schema", pattern=r"^[a-z][a-z0-9_]*$")
+    pii: Literal["raw", "sha256", "hidden"] | None = None  # how a governed role sees PII by default
+    member_of: str | None = None
+
+    @model_validator(mode="after")
+    def _kind(self) -> Role:
+        kinds = [k for k, v in (("access", self.access), ("schema", self.view_schema),
+                                ("member_of", self.member_of)) if v]
+        if len(kinds) != 1:
+            raise ValueError(f"a role has exactly one of access: full, schema (its views) or member_of; "
+                             f"found {kinds or 'none'}")
+        if (self.pii is None) == bool(self.view_schema):
+            raise ValueError("pii (how it sees PII columns: raw, sha256 or hidden) goes with schema, and only "
+                             "with it")
+        if self.view_schema in RESERVED_SCHEMAS or (self.view_schema or "").startswith("pg_"):
+            raise ValueError(f"schema {self.view_schema!r} is reserved")
+        return self
+
+    @property
+    def governed(self) -> bool:
+        return self.view_schema is not None
+
+
+class RowPolicy(_Strict):
+    """``role`` (and its members) sees only the rows whose ``column`` holds one of ``values``: in every published
+    table with that column, and, in a table without it, the rows of the subjects (customers) it sees."""
+
+    role: str
+    column: str
+    values: tuple[str, ...] = Field(min_length=1)
+    description: str = ""
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _text(cls, values):  # compared as PostgreSQL's text of the value: true, false, 42
+        if isinstance(values, list | tuple):
+            return [str(v).lower() if isinstance(v, bool) else str(v) if isinstance(v, int | float) else v
+                    for v in values]
+        return values
+
+
+class Subject(_Strict):
+    """The data subject the row policies follow: its dataset, its id, and the columns of other tables that hold
+    that id (a table without a policy's column is filtered to the subjects the role sees)."""
+
+    dataset: str
+    key: str
+    key_columns: tuple[str, ...] = Field(min_length=1)
+
+
+class Governance(_Strict):
+    subject: Subject
+    roles: dict[str, Role]
+    row_policies: tuple[RowPolicy, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inject_names(cls, data):
+        if isinstance(data, dict) and isinstance(data.get("roles"), dict):
+            data = {**data, "roles": {n: {**r, "name": n} if isinstance(r, dict) else r
+                                      for n, r in data["roles"].items()}}
+        return data
+
+    @model_validator(mode="after")
+    def _roles(self) -> Governance:
+        for r in self.roles.values():
+            if r.member_of and not (r.member_of in self.roles and self.roles[r.member_of].governed):
+                raise ValueError(f"roles.{r.name}.member_of: {r.member_of!r} is no role with a schema")
+        schemas = [r.view_schema for r in self.roles.values() if r.view_schema]
+        if len(schemas) != len(set(schemas)):
+            raise ValueError(f"roles: two roles share a schema ({schemas})")
+        for i, p in enumerate(self.row_policies):
+            role = self.roles.get(p.role)
+            if role is None or role.access == "full":
+                raise ValueError(f"row_policies.{i}.role: {p.role!r} is no governed role "
+                                 f"(a full-access role reads the tables themselves)")
+        return self
+
+    def governed(self) -> list[Role]:
+        """The roles with a schema of views, in declaration order."""
+        return [r for r in self.roles.values() if r.governed]
+
+    def schema_role(self, role: Role) -> Role:
+        """The governed role whose views ``role`` reads (itself, or the one it is a member of)."""
+        return self.roles[role.member_of] if role.member_of else role
+
+
 class Registry(_Strict):
     datasets: dict[str, Dataset]
     derived: dict[str, Derived] = {}
+    governance: Governance | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -319,6 +451,39 @@ class Registry(_Strict):
                         f"derived.{d.name}.inputs: {i} is {self.datasets[i].status}, and a run would wait for "
                         f"it forever: list it in derived.{d.name}.optional_inputs or make it active")
         return self
+
+    @model_validator(mode="after")
+    def _governance(self) -> Registry:
+        g = self.governance
+        if g is None:
+            return self
+        subject = self.datasets.get(g.subject.dataset)
+        if subject is None:
+            raise ValueError(f"governance.subject.dataset: {g.subject.dataset!r} is no dataset")
+        if g.subject.key not in subject.column_names:
+            raise ValueError(f"governance.subject.key: {g.subject.key!r} is no column of {subject.name}")
+        for i, p in enumerate(g.row_policies):
+            if p.column not in subject.column_names:
+                raise ValueError(f"governance.row_policies.{i}.column: {p.column!r} is no column of the subject "
+                                 f"dataset {subject.name} (a policy follows the subject into other tables)")
+        governed = {r.name for r in g.governed()}
+        names: dict[str, str] = {}
+        for where, entry in self._published_entries():
+            for c in entry.columns:
+                stray = sorted(set(c.mask) - governed)
+                if stray:
+                    raise ValueError(f"{where}.columns.{c.name}.mask: {stray} are no governed roles "
+                                     f"(roles with a schema: {sorted(governed)})")
+            name = entry.table.split(".", 1)[1]
+            if name in names:
+                raise ValueError(f"{where}: its table's name {name!r} is also {names[name]}'s: a governed schema "
+                                 f"holds one view per name")
+            names[name] = where
+        return self
+
+    def _published_entries(self) -> list[tuple[str, Dataset | DerivedOutput]]:
+        return [*((f"datasets.{n}", d) for n, d in self.datasets.items() if d.status == "active"),
+                *((f"derived.{d.name}.outputs.{o.name}", o) for d in self.derived.values() for o in d.outputs)]
 
     def unavailable_inputs(self, d: Derived) -> list[str]:
         """Optional inputs of ``d`` a run goes without whatever is published: not active in this registry."""

@@ -1,7 +1,9 @@
 """The pipeline steps of a dataset run, as plain functions (the DAG factory wraps them in tasks).
 
 extract → raw partition; (Spark) raw → stage + quarantine; load → PostgreSQL staging (the run's batch);
-(Soda gate on the batch); publish → swap the batch into the published table in one transaction. Every step works on one data interval and replaces its own outputs, so reruns are idempotent.
+(Soda gate on the batch); publish → swap the batch into the published table in one transaction, with its
+governance (c360.governance). Every step works on one data interval and replaces its own outputs, so reruns are
+idempotent.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from c360 import lake, pg, settings, warehouse
+from c360 import governance, lake, pg, settings, warehouse
 from c360.registry import Dataset
 from c360.warehouse import Interval, UnstorableText, column_list, ident, parquet_dataset, sql_file
 
@@ -282,5 +284,7 @@ def publish(ds: Dataset, interval: Interval, loaded: dict[str, Any]) -> dict[str
             written = conn.execute(sql_file("warehouse/publish_insert.sql", **idents)).rowcount
             warehouse.drop(conn, batch)
         warehouse.log_publish(conn, ds.name, published, interval, loaded["mode"], loaded["staged_rows"], written)
+        # who reads it, and how (c360.governance): a first publish creates its masking views and row security
+        governance.apply(conn, [ds], interval=interval)
     log.info("published %s (%s): %s rows written, %s replaced", published, loaded["mode"], written, replaced)
     return {"table": published, "rows_written": written, "rows_replaced": replaced}

@@ -194,11 +194,27 @@ def dataset_page(e: steward.Entry, root: str, airflow_base: str, now: datetime |
                 platform.append((c["check_name"], c["outcome"]))
                 platform_thresholds[c["check_name"]] = c["threshold"] or ""
     return render(
-        "dataset.html", root=root, airflow_base=airflow_base, s=s, attempts=history[:200],
+        "dataset.html", root=root, airflow_base=airflow_base, s=s, attempts=history[:200], **personal_data(e),
         trend=trend_svg(slots, width=900, height=200, labels=6), window=len(slots),
         checks=list(docs.values()), latest_outcomes=latest_outcomes, platform_checks=platform,
         platform_thresholds=platform_thresholds, contract=e.contract_path.relative_to(settings.PROJECT_DIR),
         run_route=steward.airflow_run_route)
+
+
+def personal_data(e: steward.Entry) -> dict[str, Any]:
+    """What the dataset page says about PII: its PII columns and how each role sees each (the rule the masking
+    views are made from, c360.governance.rule), where each role reads the table, and the row policies."""
+    from c360 import governance
+    from c360.registry import load_registry
+
+    registry = load_registry()
+    g = registry.governance
+    entry = next((x for x in registry.published() if x.table == e.table), None)
+    if g is None or entry is None:
+        return {"roles": [], "pii_rows": [], "reads": {}, "row_policies": [], "rule_words": governance.RULES}
+    return {"roles": list(g.roles), "pii_rows": governance.pii_rows(g, entry), "rule_words": governance.RULES,
+            "reads": {r: governance.relation_of(g, r, e.table) for r in g.roles},
+            "row_policies": [(p.role, p.column, ", ".join(p.values), p.description) for p in g.row_policies]}
 
 
 def run_page(e: steward.Entry, run_id: str, root: str, airflow_base: str) -> str:

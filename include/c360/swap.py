@@ -30,7 +30,8 @@ def _tmp_name(batch: str, n: int) -> str:
 
 
 def swap_in(conn: psycopg.Connection, published: str, batch: str) -> None:
-    """Replace ``published`` (schema.table) with the rows of ``batch``, keeping names, indexes, views, grants.
+    """Replace ``published`` (schema.table) with the rows of ``batch``, keeping names, indexes, views, grants,
+    row-level security and its policies (c360.governance's).
 
     The batch must have the published table's columns (``create table … (like …)``). Concurrent publishes
     of one table must be serialised by the caller (an advisory lock).
@@ -56,6 +57,9 @@ def swap_in(conn: psycopg.Connection, published: str, batch: str) -> None:
     conn.execute(sql.SQL("lock table {} in access exclusive mode").format(ident(published)))
     views = cur.execute(sql_file("warehouse/swap_views.sql"), {"table": published}).fetchall()
     grants = cur.execute(sql_file("warehouse/swap_grants.sql"), {"table": published}).fetchall()
+    policies = cur.execute(sql_file("warehouse/swap_policies.sql"), {"table": published}).fetchall()
+    rls, force_rls = conn.execute("select relrowsecurity, relforcerowsecurity from pg_class where oid = %s::regclass",
+                                  (published,)).fetchone()
     retired = f"{name}__replaced"
     conn.execute(sql.SQL("drop table if exists {}").format(sql.Identifier(schema, retired)))
     conn.execute(sql.SQL("alter table {} rename to {}").format(ident(published), sql.Identifier(retired)))
@@ -70,17 +74,32 @@ def swap_in(conn: psycopg.Connection, published: str, batch: str) -> None:
     for n, ix in enumerate(indexes):  # renaming a constraint's index renames the constraint too
         conn.execute(sql.SQL("alter index {} rename to {}").format(
             sql.Identifier(schema, _tmp_name(batch, n)), sql.Identifier(ix["index_name"])))
-    for v in views:
-        conn.execute(sql.SQL("create or replace view {} as {}").format(
-            sql.SQL(v["view_name"]), sql.SQL(v["definition"])))  # both from the catalog, already quoted
+    for v in views:  # name, options and definition from the catalog, already quoted
+        options = sql.SQL(" with ({})").format(sql.SQL(", ").join(map(sql.SQL, v["options"]))) if v["options"] \
+            else sql.SQL("")
+        conn.execute(sql.SQL("create or replace view {}{} as {}").format(
+            sql.SQL(v["view_name"]), options, sql.SQL(v["definition"])))
     for g in grants:
         conn.execute(sql.SQL("grant {} on {} to {}").format(
             sql.SQL(g["privilege_type"]), ident(published),
             sql.Identifier(g["grantee"]) if g["grantee"] else sql.SQL("public")))
+    if rls:
+        conn.execute(sql.SQL("alter table {} enable row level security").format(ident(published)))
+    if force_rls:
+        conn.execute(sql.SQL("alter table {} force row level security").format(ident(published)))
+    for p in policies:  # expressions, roles and command from the catalog
+        conn.execute(sql.SQL("create policy {} on {} as {} for {} to {}{}{}").format(
+            sql.Identifier(p["name"]), ident(published), sql.SQL("permissive" if p["permissive"] else "restrictive"),
+            sql.SQL(p["command"]), sql.SQL(", ").join(map(sql.SQL, p["roles"])),
+            sql.SQL(" using ({})").format(sql.SQL(p["using_expr"])) if p["using_expr"] else sql.SQL(""),
+            sql.SQL(" with check ({})").format(sql.SQL(p["check_expr"])) if p["check_expr"] else sql.SQL("")))
+        if p["comment"] is not None:
+            conn.execute(sql.SQL("comment on policy {} on {} is {}").format(
+                sql.Identifier(p["name"]), ident(published), sql.Literal(p["comment"])))
     try:
         conn.execute(sql.SQL("drop table {}").format(sql.Identifier(schema, retired)))
     except psycopg.errors.DependentObjectsStillExist as e:  # e.g. a materialized view or a foreign key
         raise RuntimeError(f"{published}: the swap cannot drop the replaced table, something other than a view "
                            f"depends on it ({e.diag.message_detail}); nothing was published") from e
-    log.info("swapped %s into %s (%d indexes rebuilt, %d views re-pointed, %d grants kept)", batch, published,
-             len(indexes), len(views), len(grants))
+    log.info("swapped %s into %s (%d indexes rebuilt, %d views re-pointed, %d grants and %d policies kept)", batch,
+             published, len(indexes), len(views), len(grants), len(policies))
