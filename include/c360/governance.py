@@ -242,6 +242,7 @@ class Governed:
     signature: str = ""  # a function's name(arguments)
     depends: tuple[str, ...] = ()  # names of the same schema it reads (created before it)
     source: str = ""  # what it is made from: a published table or a c360 view or function
+    optional: bool = False  # a lens object: one that cannot be made for the role is left out, not an error
 
     @property
     def qualified(self) -> str:
@@ -279,12 +280,11 @@ def lens_objects(conn: psycopg.Connection, g: Governance, governed_tables: set[s
     functions (they would read as their owner)."""
     from psycopg.rows import dict_row
 
-    (path,) = conn.execute("select current_setting('search_path')").fetchone()
-    conn.execute("select set_config('search_path', 'pg_catalog', true)")  # the catalog writes names qualified
-    try:
+    with conn.transaction():  # a savepoint (or a transaction): the setting below ends with it, even on error
+        (path,) = conn.execute("select current_setting('search_path')").fetchone()
+        conn.execute("select set_config('search_path', 'pg_catalog', true)")  # the catalog writes names qualified
         cur = conn.cursor(row_factory=dict_row)
         sources = cur.execute(sql_file("governance/lens_sources.sql"), {"schema": SOURCE}).fetchall()
-    finally:
         conn.execute("select set_config('search_path', %s, true)", (path,))
     by_name = {s["name"]: s for s in sources}
     objects = []
@@ -304,7 +304,7 @@ def lens_objects(conn: psycopg.Connection, g: Governance, governed_tables: set[s
                 continue
             pending[s["name"]] = Governed(role.view_schema, s["name"], s["kind"], role.name, created,
                                           signature=s["args"] or "", depends=tuple(sorted(refs)),
-                                          source=f"{SOURCE}.{s['name']}")
+                                          source=f"{SOURCE}.{s['name']}", optional=True)
         # in dependency order; one that reads something without a masking view is left out
         while pending:
             ready = [n for n, o in pending.items() if set(o.depends) <= available]
@@ -408,7 +408,8 @@ def global_statements(registry: Registry, g: Governance) -> list[sql.Composable]
         f"{MARK}: owns the masking views (c360.governance); never a login, never granted")))
     for r in roles:
         stmts.append(sql.SQL("comment on role {} is {}").format(sql.Identifier(r.name), sql.Literal(r.description)))
-        stmts.append(sql.SQL("alter role {} set log_statement = 'all'").format(sql.Identifier(r.name)))
+        stmts.append(_or_warn(sql.SQL("alter role {} set log_statement = 'all'").format(sql.Identifier(r.name)),
+                              f"{r.name}'s statements are not logged: setting log_statement needs a superuser"))
         if r.member_of:  # reads its parent's views; cannot SET ROLE to it (that would shed its row policies)
             stmts.append(sql.SQL("grant {} to {} with inherit true, set false").format(
                 sql.Identifier(r.member_of), sql.Identifier(r.name)))
@@ -439,13 +440,24 @@ def global_statements(registry: Registry, g: Governance) -> list[sql.Composable]
                           sql.Identifier(schema), role)]
         stmts += [sql.SQL("grant usage on schema governance to {}").format(role),
                   sql.SQL("grant select on governance.audit_log, governance.row_policy to {}").format(role)]
-    # the other databases of this server (sources, Airflow's): no connecting by default
+    # the other databases of this server (sources, Airflow's): no connecting by default (their owner's to revoke)
     stmts.append(sql.SQL(
         "do $do$ declare d text; begin for d in select datname from pg_database where datname = any ({dbs}) "
-        "and datname <> current_database() loop execute format('revoke connect on database %I from public', d); "
-        "end loop; end $do$").format(dbs=sql.Literal([*settings.DATABASES, settings.AIRFLOW_DATABASE])))
+        "and datname <> current_database() loop begin execute format('revoke connect on database %I from public', "
+        "d); exception when insufficient_privilege then raise warning 'c360 governance: PUBLIC keeps CONNECT on "
+        "database % (only its owner can revoke it)', d; end; end loop; end $do$").format(
+        dbs=sql.Literal([*settings.DATABASES, settings.AIRFLOW_DATABASE])))
     stmts.append(row_subjects_sql(g, registry))
     return stmts
+
+
+def _or_warn(statement: sql.Composable, warning: str) -> sql.Composed:
+    """``statement`` in a block that turns a refusal for want of privilege into a warning: what only a superuser may
+    do must not fail a publish on a server where the warehouse's user is none."""
+    from psycopg import sql
+
+    return sql.SQL("do $do$ begin execute {}; exception when insufficient_privilege then raise warning {}; "
+                   "end $do$").format(sql.Literal(statement.as_string(None)), sql.Literal(f"c360 governance: {warning}"))
 
 
 def _policy_rows(g: Governance) -> list[tuple]:
@@ -615,16 +627,29 @@ def _apply_objects(conn: psycopg.Connection, g: Governance, objects: list[Govern
                 continue
             kind = sql.SQL("view" if o.kind == "view" else "function")
             target = sql.SQL(o.qualified)
+            how = "created" if s is None else "replaced"
             try:
                 with conn.transaction():
-                    conn.execute(o.create)
-            except (psycopg.errors.InvalidTableDefinition, psycopg.errors.InvalidFunctionDefinition,
-                    psycopg.errors.DatatypeMismatch, psycopg.errors.DuplicateColumn) as exc:
-                # a column or result type changed: create or replace cannot; what reads it goes too
-                log.info("governance: recreating %s (%s)", o.qualified, str(exc).splitlines()[0])
-                conn.execute(sql.SQL("drop {} if exists {} cascade").format(kind, target))
-                conn.execute(o.create)
-                again = cascaded = True
+                    try:
+                        with conn.transaction():
+                            conn.execute(o.create)
+                    except (psycopg.errors.InvalidTableDefinition, psycopg.errors.InvalidFunctionDefinition,
+                            psycopg.errors.DatatypeMismatch, psycopg.errors.DuplicateColumn) as exc:
+                        # a column or result type changed: create or replace cannot; what reads it goes too
+                        log.info("governance: recreating %s (%s)", o.qualified, str(exc).splitlines()[0])
+                        conn.execute(sql.SQL("drop {} if exists {} cascade").format(kind, target))
+                        conn.execute(o.create)
+                        again = cascaded = True
+                        how = "recreated (its columns changed)"
+            except psycopg.Error as exc:
+                if not o.optional:
+                    raise
+                # e.g. a lens view reading a column the role's view leaves out: the role goes without it
+                log.warning("governance: %s is not offered to %s: %s", o.source, o.role, str(exc).splitlines()[0])
+                if s is not None:
+                    conn.execute(sql.SQL("drop {} if exists {} cascade").format(kind, target))
+                    done.add(f"{o.schema}.{o.name}", f"dropped: {str(exc).splitlines()[0]}")
+                continue
             conn.execute(sql.SQL("alter {} {} owner to {}").format(kind, target, sql.Identifier(OWNER)))
             on = sql.SQL("table" if o.kind == "view" else "function")  # grant names a view a table
             conn.execute(sql.SQL("revoke all on {} {} from public").format(on, target))
@@ -632,7 +657,7 @@ def _apply_objects(conn: psycopg.Connection, g: Governance, objects: list[Govern
                 sql.SQL("select" if o.kind == "view" else "execute"), on, target,
                 sql.SQL(", ").join(map(sql.Identifier, readers))))
             conn.execute(sql.SQL("comment on {} {} is {}").format(kind, target, sql.Literal(mark)))
-            done.add(f"{o.schema}.{o.name}", f"{'created' if s is None else 'replaced'} from {o.source}")
+            done.add(f"{o.schema}.{o.name}", f"{how} from {o.source}")
         if drop_stale:
             for (schema, name, kind), _s in sorted(state.items()):
                 target = sql.SQL(f"{sql.Identifier(schema).as_string(None)}.{name}" if kind == "function"
@@ -684,7 +709,7 @@ def login(role: str) -> dict[str, str]:
     path = secrets_dir() / "logins.json"
     known = json.loads(path.read_text()) if path.exists() else {}
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        apply(conn, [])
+        apply(conn)  # the role, and its views of what is published
         (can_login,) = conn.execute("select rolcanlogin from pg_roles where rolname = %s", (role,)).fetchone()
         if role not in known or not can_login:
             known.setdefault(role, secrets.token_urlsafe(24))
@@ -703,8 +728,8 @@ HBA_END = "# end c360 governance"
 def _require_passwords(conn: psycopg.Connection, roles: list[str]) -> None:
     """On a server whose pg_hba.conf this process can write (the embedded one), a block before the others that
     makes the declared roles' logins need their password (the embedded server trusts every local login)."""
-    (hba,) = conn.execute("select current_setting('hba_file')").fetchone()
-    path = Path(hba)
+    (hba,) = conn.execute("select current_setting('hba_file', true)").fetchone()  # NULL if not ours to read
+    path = Path(hba or "/nonexistent")
     if not path.exists() or not os.access(path, os.W_OK):
         return
     users = ",".join(sorted(roles))

@@ -366,6 +366,43 @@ def test_a_column_made_pii_in_the_registry_is_masked_everywhere(published, raw_v
         conn.rollback()
 
 
+def test_a_view_whose_column_type_changes_is_recreated_with_what_reads_it(published):
+    """A publish whose registry made age no longer PII: the consumer's view of customer changes a column's type, so
+    it is dropped and created again, and the lens views reading it (dropped along) are created again in the same
+    apply. (In a transaction rolled back.)"""
+    data = yaml.safe_load(REGISTRY_FILE.read_text())
+    age = next(c for c in data["datasets"]["customer"]["columns"] if c["name"] == "age")
+    age["pii"] = False
+    del age["mask"]
+    registry = parse_registry(yaml.safe_dump(data))
+    with _owner() as conn:
+        lens = {n for (n,) in conn.execute("select relname from pg_class where relnamespace = 'consumer'::regnamespace "
+                                           "and relkind = 'v'").fetchall()}
+        applied = governance.apply(conn, [registry["customer"]], registry=registry)
+        assert applied.changes["consumer.customer"] == ["recreated (its columns changed) from c360.customer"]
+        assert {"consumer.lens_segment_customers", "consumer.marketing_audience"} <= set(applied.changes)
+        after = {n for (n,) in conn.execute("select relname from pg_class where relnamespace = "
+                                            "'consumer'::regnamespace and relkind = 'v'").fetchall()}
+        assert after == lens
+        conn.execute("set local role c360_consumer")
+        assert conn.execute("select pg_typeof(age)::text from consumer.customer limit 1").fetchone() == ("integer",)
+        conn.rollback()
+
+
+def test_a_lens_view_a_role_cannot_have_is_left_out_for_it(published):
+    """A c360 view reading the birth date: the consumer gets it (hashed), marketing, whose customer view has no
+    birth date, goes without it, and the publish does not fail. (In a transaction rolled back.)"""
+    with _owner() as conn:
+        conn.execute("create view c360.birthdays as select customer_id, date_of_birth from c360.customer")
+        applied = governance.apply(conn, REGISTRY.derived["customer_360"].outputs, lens=True)
+        assert "consumer.birthdays" in applied.changes and "marketing.birthdays" not in applied.changes
+        assert not _exists(conn, "marketing.birthdays")
+        conn.execute("set local role c360_consumer")
+        assert all(HEX.fullmatch(v) for (v,) in conn.execute("select date_of_birth from consumer.birthdays"
+                                                             " where date_of_birth is not null").fetchall())
+        conn.rollback()
+
+
 # ---- marketing: ranges, no date of birth; the steward: everything -----------------------------------------
 
 
