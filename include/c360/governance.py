@@ -787,6 +787,7 @@ def show_customer(customer_id: str | None = None) -> str:
                 return "No customer to show: the subject table is empty or no row passes every row policy."
             customer_id = row[0]
     seen: dict[str, dict[str, str]] = {}
+    visible: dict[str, str] = {}
     for role in g.roles.values():
         relation = relation_of(g, role, subject.table)
         try:
@@ -795,8 +796,11 @@ def show_customer(customer_id: str | None = None) -> str:
                     ident(relation), sql.Identifier(g.subject.key)), (customer_id,))
                 row = cur.fetchone()
                 names = [d.name for d in cur.description]
+                (count,) = conn.execute(sql.SQL("select count(*) from {}").format(ident(relation))).fetchone()
+                visible[role.name] = f"{count:,}"
         except Exception as exc:  # noqa: BLE001 - shown as what the role gets
             seen[role.name] = {c.name: f"error: {type(exc).__name__}" for c in shown}
+            visible[role.name] = "-"
             continue
         if row is None:
             seen[role.name] = {c.name: "(row not visible)" for c in shown}
@@ -804,7 +808,7 @@ def show_customer(customer_id: str | None = None) -> str:
         values = dict(zip(names, row, strict=True))
         seen[role.name] = {c.name: _short(values[c.name]) if c.name in values else "(not visible)" for c in shown}
     roles = list(g.roles)
-    width = max(len(c.name) for c in shown) + 2
+    width = max(len("customers it reads"), *(len(c.name) for c in shown)) + 3
     cols = [max(len(r), *(len(seen[r][c.name]) for c in shown)) + 2 for r in roles]
     lines = [f"One customer ({g.subject.key} {customer_id}) as each role sees it, each read as that role "
              f"(make psql ROLE=<role> SQL=...):", "",
@@ -812,6 +816,8 @@ def show_customer(customer_id: str | None = None) -> str:
     for c in shown:
         lines.append((c.name + (" *" if c.pii else "")).ljust(width)
                      + "".join(seen[r][c.name].ljust(w) for r, w in zip(roles, cols, strict=True)))
+    lines.append("customers it reads".ljust(width) + "".join(visible[r].ljust(w) for r, w in zip(roles, cols,
+                                                                                                   strict=True)))
     lines += ["", "* PII (registry). Each role reads: " + "; ".join(
         f"{r.name} {relation_of(g, r, subject.table)}" for r in g.roles.values())]
     return "\n".join(lines)

@@ -639,6 +639,9 @@ def test_the_demo_shows_one_customer_as_each_role_sees_it(published):
     rows = {line.split()[0]: line for line in text.splitlines()[3:] if line and not line.startswith("*")}
     assert "(not visible)" in rows["date_of_birth"] and re.search(r"\d+-\d+", rows["age"])
     assert rows["email_address"].count("…") >= 1 and "@" in rows["email_address"]
+    counts = rows["customers"].split()[3:]  # "customers it reads" then one count per role
+    total = _rows("select count(*) from c360.customer")[0][0]
+    assert counts[0] == f"{total:,}" and int(counts[-1].replace(",", "")) < total  # the regional role: fewer
 
 
 def test_the_steward_page_shows_pii_columns_and_how_each_role_sees_them(published):
