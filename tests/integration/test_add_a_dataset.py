@@ -14,7 +14,7 @@ import pytest
 import yaml
 from helpers import wh
 
-from c360 import pg, quality, settings, warehouse
+from c360 import pg, quality, settings
 from c360.registry import REGISTRY_FILE, parse_registry
 
 pytestmark = pytest.mark.integration
@@ -148,7 +148,9 @@ def test_the_table_comes_from_the_entry_and_the_dag_publishes_it(platform, entry
                       "dag_run_id = %s", (NAME, dr.run_id)))
     assert checks["schema matches the registry"] == "passed", checks
     assert checks["member id unique"] == "passed"
+    # its masking views came from the entry too (c360.governance): the consumer's hashes the PII column
+    assert _wh(f"select count(*), bool_and(email ~ '^[0-9a-f]{{64}}$') from consumer.{NAME}") == [(50, True)]
     with pg.connect(settings.OLTP_CONN_ID) as conn:
         conn.execute(f"drop table {NAME}")
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        warehouse.drop(conn, f"c360.{NAME}")
+        conn.execute(f"drop table c360.{NAME} cascade")  # and its masking views
