@@ -71,7 +71,8 @@ def published_run(airflow):
         load_sources(SCALE)
     ds = load_registry()[DATASET]
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        conn.execute(f"drop table if exists {ds.output.table}")  # the first run bootstraps: a full load
+        # the first run bootstraps: a full load (cascade: the governed roles' views of it go too, recreated by it)
+        conn.execute(f"drop table if exists {ds.output.table} cascade")
     assert not api.runs(DAG_ID), f"{DAG_ID} ran before this module: its first run must be the bootstrap"
     api.patch(f"/api/v2/dags/{DAG_ID}?update_mask=is_paused", {"is_paused": False})
     try:
