@@ -88,8 +88,8 @@ def rule(g: Governance, role: Role | str, column: Column) -> str:
 
 
 def hash_input(column: Column, value: sql.Composable) -> sql.Composable:
-    """The text a value is hashed as: a date or timestamp in ISO 8601 whatever the session's DateStyle, a JSON
-    value as its text, anything else as PostgreSQL's text of it."""
+    """The text a value is hashed as: a date or timestamp in ISO 8601 whatever the session's DateStyle, anything
+    else as PostgreSQL's text of it (a JSON column: governance.pii_sha256_json)."""
     from psycopg import sql
 
     if column.type in ("date", "timestamp"):
