@@ -114,7 +114,7 @@ def test_the_table_comes_from_the_entry_and_the_dag_publishes_it(platform, entry
                      f"g + 0.25, g % 2 = 0, date '1990-01-01' + g, timestamp '2026-11-20 00:00' + g * interval "
                      f"'1 minute' from generate_series(1, 50) g")
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        conn.execute(f"drop table if exists c360.{NAME}")
+        conn.execute(f"drop table if exists c360.{NAME} cascade")  # with the masking views a failed run left
 
     from airflow.api.common.delete_dag import delete_dag
     from airflow.dag_processing.bundles.manager import DagBundlesManager
@@ -149,7 +149,7 @@ def test_the_table_comes_from_the_entry_and_the_dag_publishes_it(platform, entry
     assert checks["schema matches the registry"] == "passed", checks
     assert checks["member id unique"] == "passed"
     # its masking views came from the entry too (c360.governance): the consumer's hashes the PII column
-    assert _wh(f"select count(*), bool_and(email ~ '^[0-9a-f]{{64}}$') from consumer.{NAME}") == [(50, True)]
+    assert wh(f"select count(*), bool_and(email ~ '^[0-9a-f]{{64}}$') from consumer.{NAME}") == [(50, True)]
     with pg.connect(settings.OLTP_CONN_ID) as conn:
         conn.execute(f"drop table {NAME}")
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:

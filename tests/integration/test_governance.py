@@ -21,6 +21,7 @@ import psycopg
 import pyarrow as pa
 import pytest
 import yaml
+from helpers import wh
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -50,11 +51,6 @@ EDGES = [(0, "annual_income", "$54,000"), (1, "annual_income", "54k"), (2, "annu
 
 def _owner():
     return pg.connect(settings.WAREHOUSE_CONN_ID)
-
-
-def _rows(query: str, params=None) -> list[tuple]:
-    with _owner() as conn:
-        return conn.execute(query, params).fetchall()
 
 
 def _publish(ds, mode: str, rows: pa.Table | None = None, fill=None, run: str = "first"):
@@ -97,12 +93,9 @@ def _web_rows(customers: list[str]):
 
 
 @pytest.fixture(scope="module")
-def published(platform, dagbag):
+def published(fresh_warehouse, dagbag):
     """Every dataset published by steps.publish (customer first into an empty table by a swap, orders by an
     upsert), then the Customer 360 DAG (Spark) publishes its outputs and the lens."""
-    with _owner() as conn:
-        for schema in ("c360", "staging", "quality", "meta"):
-            conn.execute(f"drop schema if exists {schema} cascade")
     data = generator.generate(SCALE)
     generator.write_landing(data)  # the visitor map
     customers = _customers(data)
@@ -474,7 +467,7 @@ def _keyed_relations(conn) -> dict[str, str]:
 
 
 def _subjects(where: str) -> set[str]:
-    return {c for (c,) in _rows(f"select customer_id from c360.customer where {where}")}
+    return {c for (c,) in wh(f"select customer_id from c360.customer where {where}")}
 
 
 def test_the_regional_role_sees_only_its_rows(published):
@@ -495,8 +488,8 @@ def test_the_regional_role_sees_only_its_rows(published):
         assert {s for (s,) in conn.execute("select distinct state from marketing.lens_segment_customers")} <= {
             "California"}
         web = {v for (v,) in conn.execute("select distinct entity_id from marketing.web_activity").fetchall()}
-    assert orders == _rows("select count(*) from c360.orders where customer_id = any(%s)", (list(mine),))[0][0] > 0
-    assert web and web < {v for (v,) in _rows("select distinct entity_id from c360.web_activity")}
+    assert orders == wh("select count(*) from c360.orders where customer_id = any(%s)", (list(mine),))[0][0] > 0
+    assert web and web < {v for (v,) in wh("select distinct entity_id from c360.web_activity")}
     login = governance.login("c360_marketing_ca")
     p = pg.conn_params(settings.WAREHOUSE_CONN_ID)
     out = subprocess.run([str(pg.psql_binary()), "-h", p["host"], "-p", str(p.get("port", 5432)), "-U", login["user"],
@@ -511,7 +504,7 @@ def test_marketing_lists_no_customer_without_consent(published):
     consenting = _subjects("consent_marketing")
     without = _subjects("consent_marketing is not true")
     assert _subjects("consent_marketing is null") and without
-    in_audiences = {c for (c,) in _rows("select customer_id from c360.segment where segment_type = 'audience'")}
+    in_audiences = {c for (c,) in wh("select customer_id from c360.segment where segment_type = 'audience'")}
     assert in_audiences & without  # the audiences hold customers without consent: the views must drop them
     with _as("c360_marketing") as conn:
         keyed = _keyed_relations(conn)
@@ -533,7 +526,7 @@ def test_marketing_lists_no_customer_without_consent(published):
 def test_a_swap_keeps_the_views_and_row_security_and_changes_nothing_else(published):
     ds = REGISTRY["customer"]
     changed = published.set_column(1, "first_name", pa.array(["Zelda"] * published.num_rows))
-    before = _rows("select max(id) from governance.audit_log")[0][0]
+    before = wh("select max(id) from governance.audit_log")[0][0]
     result = _publish(ds, steps.FULL, changed, run="swap")
     assert result["rows_written"] == published.num_rows
     with _owner() as conn:
@@ -556,7 +549,7 @@ def test_a_swap_keeps_the_views_and_row_security_and_changes_nothing_else(publis
 
 
 def test_policy_changes_are_audited_and_the_trail_cannot_be_changed(published):
-    entries = _rows("select subject, actor, dag_id, dag_run_id, detail from governance.audit_log "
+    entries = wh("select subject, actor, dag_id, dag_run_id, detail from governance.audit_log "
                     "where action = 'policy_change'")
     subjects = {s for s, *_ in entries}
     assert set(G.roles) | {governance.OWNER, "governance", "governance.row_policy"} <= subjects
@@ -640,7 +633,7 @@ def test_the_demo_shows_one_customer_as_each_role_sees_it(published):
     assert "(not visible)" in rows["date_of_birth"] and re.search(r"\d+-\d+", rows["age"])
     assert rows["email_address"].count("…") >= 1 and "@" in rows["email_address"]
     counts = rows["customers"].split()[3:]  # "customers it reads" then one count per role
-    total = _rows("select count(*) from c360.customer")[0][0]
+    total = wh("select count(*) from c360.customer")[0][0]
     assert counts[0] == f"{total:,}" and int(counts[-1].replace(",", "")) < total  # the regional role: fewer
 
 
@@ -684,7 +677,7 @@ def test_the_profile_document_declares_every_value_it_holds(published):
         else:
             yield ".".join(path)
 
-    found = {p for (doc,) in _rows("select profile from c360.customer_profile") for p in leaves(doc)}
+    found = {p for (doc,) in wh("select profile from c360.customer_profile") for p in leaves(doc)}
     undeclared = {p for p in found if p not in declared and not any(d.startswith(p + ".") for d in declared)}
     assert found and undeclared == set()
 
