@@ -435,11 +435,8 @@ def main(argv: list[str] | None = None) -> int:
     inputs = json.loads(base64.b64decode(args.inputs))
     spec = json.loads(base64.b64decode(args.spec))
     as_of = datetime.fromisoformat(args.as_of).replace(tzinfo=None)
-    spark = jobkit.session("c360_customer360", args.remote, args.conf)
-    try:
+    with jobkit.job_session("c360_customer360", args) as spark:
         counts = run(spark, inputs, as_of, spec, args.out)
-    finally:
-        spark.stop()
     print(json.dumps({"as_of": args.as_of, **counts}))
     return 0
 

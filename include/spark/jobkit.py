@@ -9,6 +9,8 @@ Connect path ``c360.spark_runner.load_job`` puts this folder on ``sys.path``.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Generator
+from contextlib import contextmanager
 
 from pyspark.sql import SparkSession
 
@@ -29,3 +31,13 @@ def session(app_name: str, remote: str | None, conf: list[str] | None = None) ->
     for key, _, value in (c.partition("=") for c in conf or []):
         builder = builder.config(key, value)
     return builder.config("spark.sql.session.timeZone", "UTC").getOrCreate()
+
+
+@contextmanager
+def job_session(app_name: str, args: argparse.Namespace) -> Generator[SparkSession, None, None]:
+    """:func:`session` as the job's ``--remote`` and ``--conf`` ask, stopped when the job ends (an error too)."""
+    spark = session(app_name, args.remote, args.conf)
+    try:
+        yield spark
+    finally:
+        spark.stop()

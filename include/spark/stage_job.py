@@ -126,13 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quarantine", required=True)
     args = parser.parse_args(argv)
     spec = json.loads(base64.b64decode(args.spec))
-    spark = jobkit.session(f"c360_stage_{args.dataset}", args.remote, args.conf)
-    # the Airflow task this job runs for (OpenLineage parent job), so its log line links back to it
-    parent = spark.conf.get("spark.openlineage.parentJobName", None)
-    try:
+    with jobkit.job_session(f"c360_stage_{args.dataset}", args) as spark:
+        # the Airflow task this job runs for (OpenLineage parent job), so its log line links back to it
+        parent = spark.conf.get("spark.openlineage.parentJobName", None)
         counts = run(spark, spec, args.raw, args.stage, args.quarantine)
-    finally:
-        spark.stop()
     print(json.dumps({"dataset": args.dataset, **counts, "openlineage_parent_job": parent}))
     return 0
 

@@ -279,8 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stage", required=True)
     parser.add_argument("--quarantine", required=True)
     args = parser.parse_args(argv)
-    spark = jobkit.session(f"c360_stage_{args.dataset}", args.remote, args.conf)
-    try:
+    with jobkit.job_session(f"c360_stage_{args.dataset}", args) as spark:
         if args.spec:  # the registry and this job must agree on the columns
             declared = [c["name"] for c in json.loads(base64.b64decode(args.spec))["columns"]]
             produced = flatten(spark.createDataFrame([], f"s {SESSION}"),
@@ -288,8 +287,6 @@ def main(argv: list[str] | None = None) -> int:
             if declared != produced:
                 raise SystemExit(f"registry columns {declared} differ from the job's output {produced}")
         manifest = run(spark, args.raw, args.lookup, args.stage, args.quarantine)
-    finally:
-        spark.stop()
     print(json.dumps({"dataset": args.dataset, **manifest}))
     return 0
 
