@@ -328,10 +328,10 @@ def main(argv: list[str] | None = None) -> int:
     report = Report(memory)
     print(f"Machine: {machine()}\nScale: {args.customers:,} customers, {args.orders:,} orders over {args.days} days, "
           f"{args.sessions_per_hour:,} web sessions per hour\n", flush=True)
-    from c360 import cli, generator, spark_runner
+    from c360 import generator, runs, services, spark_runner
 
     try:
-        report.timed("set up PostgreSQL and Airflow's metadata DB", cli.setup)
+        report.timed("set up PostgreSQL and Airflow's metadata DB", services.setup)
         scale = generator.Scale(customers=args.customers, days=args.days,
                                 orders_per_day=max(1, args.orders // args.days),
                                 sessions_per_hour=args.sessions_per_hour)
@@ -358,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"DAG import errors: {bag.import_errors}")
         registry = load_registry()
         derived = {d.dag_id for d in registry.derived.values()}
-        day_end = cli.demo_logical_date()  # the end of the last generated day
+        day_end = runs.demo_logical_date()  # the end of the last generated day
         bootstrap_at = day_end - timedelta(days=1)
         tabular = sorted(d for d in bag.dags if d not in derived and not d.endswith("_full_refresh"))
         print("\nBootstrap: each dataset's first run loads its whole history (web analytics has no history)",

@@ -71,6 +71,7 @@ def run_spark(data: Path, out: Path, spec: dict) -> tuple[float, float, float]:
     import customer360_job as job
     from pyspark.sql import functions as F
 
+    import jobkit
     from c360 import spark_runner
 
     port = _free_port()
@@ -81,7 +82,7 @@ def run_spark(data: Path, out: Path, spec: dict) -> tuple[float, float, float]:
     try:
         for _ in range(2):
             t1 = time.perf_counter()
-            spark = job.session("bench-rfm", f"sc://127.0.0.1:{port}")
+            spark = jobkit.session("bench-rfm", f"sc://127.0.0.1:{port}")
             orders = spark.read.parquet(str(data / "orders.parquet")).withColumn(
                 "order_date", F.col("order_date").cast("timestamp_ntz"))
             excluded = spec["rfm"]["excluded_statuses"]

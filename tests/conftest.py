@@ -44,9 +44,9 @@ def dagbag():
 @pytest.fixture(scope="session")
 def platform(state_dir):
     """The embedded PostgreSQL with source, warehouse and Airflow databases, Airflow migrated."""
-    from c360 import cli, pg
+    from c360 import pg, services
 
-    cli.setup()
+    services.setup()
     yield state_dir
     _dispose_airflow_pool()
     pg.stop_embedded()
@@ -57,9 +57,9 @@ def fresh_warehouse(platform):
     """An empty warehouse for the module (what `make demo` starts from: no published table, batch, quality
     result or publish log), so its first run of a dataset bootstraps with a full load. Modules share the
     session's server and each one that needs a known warehouse asks for this: none relies on another's leftovers."""
-    from c360 import cli
+    from c360 import runs
 
-    cli.reset_warehouse()
+    runs.reset_warehouse()
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from c360 import cli, generator, steps, warehouse
+from c360 import cli, generator, runs, steps, warehouse
 from c360.registry import arrow_schema, load_registry
 from c360.segments import load_segments
 
@@ -41,7 +41,7 @@ def test_every_seed_audience_has_members_in_the_demo(spark, tmp_path):
     data = generator.generate(scale)
     registry = load_registry()
     derived = registry.derived["customer_360"]
-    as_of = cli.demo_logical_date()
+    as_of = runs.demo_logical_date()
     assert _demo_interval(derived.cadence.schedule, as_of)[1] == as_of.replace(tzinfo=None)
 
     inputs = {}

@@ -111,3 +111,26 @@ def test_sessions_view_favourite_cart_abandon_and_buy(with_defects):
                     "trafficSource", "device", "geoNetwork", "customDimensions"} <= set(s)
     assert {"2", "3", "6", "add_to_wishlist", "add_to_cart"} <= actions
     assert bought > 0 and abandoned > 0
+
+
+def test_tables_agree_with_each_other(with_defects):
+    """Keys resolve across tables (late rows included), and each order's transaction carries its total."""
+    t, late = with_defects.tables, with_defects.late
+
+    def ids(name: str, column: str, *, held: bool = False) -> set:
+        tables = [t[name], late[name]] if held else [t[name]]
+        return {v for table in tables for v in table.column(column).to_pylist()}
+
+    assert ids("product", "brand_id") <= ids("brand", "brand_id")
+    originals = set(t["customer"].column("customer_id").to_pylist()[:SMALL.customers])
+    assert ids("orders", "customer_id", held=True) <= originals
+    order_ids = ids("orders", "order_id", held=True)
+    assert ids("order_line_item", "order_id", held=True) == order_ids  # every order has items
+    assert ids("order_line_item", "product_id", held=True) <= ids("product", "product_id")
+    assert ids("transactions", "order_id", held=True) == order_ids
+    paid = {r["transaction_id"]: r["amount"] for r in t["transactions"].to_pylist()}
+    for order in t["orders"].to_pylist():
+        assert paid[order["transaction_id"]] == order["total_amount"]
+        if f"{order['transaction_id']}R" in paid:  # a refund: of a returned order, the whole total back
+            assert order["order_status"] == "returned"
+            assert paid[f"{order['transaction_id']}R"] == -order["total_amount"]

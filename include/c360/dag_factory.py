@@ -170,6 +170,7 @@ def build_dag(ds: Dataset, *, doc_md: str | None = None, full_refresh: bool = Fa
             task_id="stage_with_spark",
             conn_id=settings.SPARK_CONN_ID,
             application=str(settings.SPARK_DIR / ds.transform.spark_job),
+            py_files=str(settings.SPARK_DIR / "jobkit.py"),
             name=f"c360_stage_{ds.name}",
             conf=SPARK_CONF,
             application_args=[
@@ -281,6 +282,7 @@ def build_derived_dag(d: Derived, *, doc_md: str | None = None) -> DAG:
             task_id="build_with_spark",
             conn_id=settings.SPARK_CONN_ID,
             application=str(settings.SPARK_DIR / d.transform.spark_job),
+            py_files=str(settings.SPARK_DIR / "jobkit.py"),
             name=f"c360_{d.name}",
             conf=SPARK_CONF,
             application_args=[

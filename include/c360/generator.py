@@ -33,7 +33,6 @@ The same seed and scale produce the same data (tested): every random draw comes 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import logging
 import sys
@@ -168,22 +167,31 @@ def _progress(label: str, done: int, total: int) -> None:
 
 
 def generate(scale: Scale) -> Generated:
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    """The source systems' data for ``scale``: every table, the held-back late rows, the GA export files and
+    the visitor map.
 
+    Each part below draws from the one random generator in turn, so the order of the calls (and of the draws
+    within each) is part of the data: the same seed gives the same data only while that order holds.
+    """
     rng = np.random.default_rng(scale.seed)
     out = Generated()
-    d = scale.defects
-    end = scale.end_ts
-    hist_seconds = scale.days * 86_400
+    brand_category = _brands(rng, scale, out)
+    _products(rng, scale, out, brand_category)
+    _customers(rng, scale, out)
+    _orders_items_and_transactions(rng, scale, out)
+    _web_analytics(rng, scale, out)
+    return out
 
-    # ---- brands ------------------------------------------------------------------------------------
+
+def _brands(rng: np.random.Generator, scale: Scale, out: Generated) -> np.ndarray:
+    """``brand``; returns each brand's category (an index into CATEGORIES), which its products are of."""
+    import pyarrow as pa
+
     n_brands = int(min(400, max(24, scale.customers // 1_000)))
-    brand_ids = _ids("B", n_brands)
     cats = list(CATEGORIES)
     brand_cat = rng.integers(0, len(cats), n_brands)
     out.tables["brand"] = pa.table({
-        "brand_id": brand_ids,
+        "brand_id": _ids("B", n_brands),
         "brand_name": np.char.add("Brand ", np.arange(1, n_brands + 1).astype(str)),
         "parent_company": np.char.add("Holding ", (np.arange(n_brands) % 12 + 1).astype(str)),
         "description": [f"{cats[c]} brand" for c in brand_cat],
@@ -191,22 +199,29 @@ def generate(scale: Scale) -> Generated:
         "website": np.char.add(np.char.add("https://brand", np.arange(1, n_brands + 1).astype(str)), ".example"),
         "founded_year": (1950 + rng.integers(0, 70, n_brands)).astype(str),
         "headquarters": [STATES[i % len(STATES)][1] for i in range(n_brands)],
-        "updated_at": _ts(end - timedelta(days=400), rng.integers(0, 365 * 86_400, n_brands)),
+        "updated_at": _ts(scale.end_ts - timedelta(days=400), rng.integers(0, 365 * 86_400, n_brands)),
     })
+    return brand_cat
 
-    # ---- products ----------------------------------------------------------------------------------
+
+def _products(rng: np.random.Generator, scale: Scale, out: Generated, brand_cat: np.ndarray) -> None:
+    """``product``: a product is of its brand's category; list prices are long-tailed, some on sale."""
+    import pyarrow as pa
+
     n_products = int(min(20_000, max(300, scale.customers // 50)))
-    product_brand = rng.integers(0, n_brands, n_products)
+    cats = list(CATEGORIES)
+    product_brand = rng.integers(0, len(brand_cat), n_products)
     p_cat = brand_cat[product_brand]
     p_sub = np.array([CATEGORIES[cats[c]][rng.integers(0, len(CATEGORIES[cats[c]]))] for c in p_cat])
     list_price = np.round(np.exp(rng.normal(3.4, 0.8, n_products)) + 2, 2)  # long tail, median ~$32
     sale_price = np.round(list_price * rng.choice([1.0, 0.9, 0.8, 0.7], n_products, p=[0.6, 0.2, 0.15, 0.05]), 2)
     descr = np.char.add("A ", p_sub).astype(object)
-    descr[_pick(rng, DEFECT_RATES["missing_description"], n_products, d)] = None
-    product_ids = _ids("P", n_products)
+    descr[_pick(rng, DEFECT_RATES["missing_description"], n_products, scale.defects)] = None
+    brand_ids = out.tables["brand"].column("brand_id").to_numpy(zero_copy_only=False)
+    end = scale.end_ts
     out.tables["product"] = pa.table({
         "sku_id": _ids("SKU", n_products),
-        "product_id": product_ids,
+        "product_id": _ids("P", n_products),
         "product_name": np.char.add(np.char.add(p_sub, " "), np.arange(1, n_products + 1).astype(str)),
         "product_description": pa.array(descr, type=pa.string()),
         "product_category": np.array(cats)[p_cat],
@@ -220,10 +235,14 @@ def generate(scale: Scale) -> Generated:
         "updated_at": _ts(end - timedelta(days=120), rng.integers(0, 119 * 86_400, n_products)),
     })
 
-    # ---- customers ---------------------------------------------------------------------------------
-    n = scale.customers
+
+def _customers(rng: np.random.Generator, scale: Scale, out: Generated) -> None:
+    """``customer``: the ``scale.customers`` originals (missing e-mails, impossible ages and inconsistent
+    genders among them), then the same people registered again and stale copies of some ids."""
+    import pyarrow as pa
+
+    n, d, end = scale.customers, scale.defects, scale.end_ts
     _progress("customers", 0, n)
-    customer_ids = _ids("C", n)
     first, last = FIRST[rng.integers(0, len(FIRST), n)], LAST[rng.integers(0, len(LAST), n)]
     gender = rng.choice(np.array(["M", "F", "O", "U"]), n, p=[0.48, 0.48, 0.02, 0.02]).astype(object)
     weights = np.array([s[3] for s in STATES], dtype=float)
@@ -235,7 +254,7 @@ def generate(scale: Scale) -> Generated:
     # 40 % of customers changed within the generated history; the rest were last touched at registration.
     changed = rng.random(n) < 0.4
     updated = reg.copy()
-    updated[changed] = _ts(scale.start_ts, rng.integers(0, hist_seconds, int(changed.sum())))
+    updated[changed] = _ts(scale.start_ts, rng.integers(0, scale.days * 86_400, int(changed.sum())))
     updated = np.maximum(updated, reg)
     email = np.char.add(np.char.add(np.char.add(np.char.lower(first), "."), np.char.lower(last)),
                         np.char.add(np.arange(n).astype(str), "@mail.example")).astype(object)
@@ -251,7 +270,7 @@ def generate(scale: Scale) -> Generated:
                        inconsistent_gender=int(defect_gender.sum()))
     income = (np.round(np.exp(rng.normal(10.9, 0.5, n)), -3)).astype(int).astype(str)
     customer = pa.table({
-        "customer_id": customer_ids,
+        "customer_id": _ids("C", n),
         "first_name": first,
         "last_name": last,
         "gender": pa.array(gender, type=pa.string()),
@@ -277,38 +296,92 @@ def generate(scale: Scale) -> Generated:
         "consent_third_party": rng.random(n) < 0.2,
         "updated_at": updated,
     })
-    # The same person registered twice (a second customer_id): same email in other case, or same phone in
-    # another format. Identity resolution in the profile merges them; they are no defect of the table.
-    twice = np.flatnonzero(_pick(rng, DEFECT_RATES["same_person_twice"], n, d) & (email != None))  # noqa: E711
-    if len(twice):
-        again = customer.take(pa.array(twice))
-        by_email = rng.random(len(twice)) < 0.5
-        emails = np.array(again.column("email_address").to_pylist(), dtype=object)
-        phones = np.array(again.column("phone_number").to_pylist(), dtype=object)
-        new_email = np.where(by_email, np.char.upper(emails.astype(str)), np.char.add("alt.", emails.astype(str)))
-        new_phone = np.where(by_email, np.char.add("+1-555-", rng.integers(0, 10_000_000, len(twice)).astype(str)),
-                             np.char.replace(np.char.replace(phones.astype(str), "+1-", "("), "-", ") ", 1))
-        again = again.set_column(0, "customer_id", pa.array(_ids("D", len(twice))))
-        again = again.set_column(again.schema.get_field_index("email_address"), "email_address",
-                                 pa.array(new_email.astype(object), type=pa.string()))
-        again = again.set_column(again.schema.get_field_index("phone_number"), "phone_number",
-                                 pa.array(new_phone.astype(object), type=pa.string()))
-        customer = pa.concat_tables([customer, again])
-    out.defects["same_person_twice"] = len(twice)
-    dup = np.flatnonzero(_pick(rng, DEFECT_RATES["duplicate_customer_id"], n, d))
-    if len(dup):
-        # A stale second copy (older version, other phone) of the same id, as a Redshift table without keys allows.
-        stale = customer.take(pa.array(dup))
-        stale = stale.set_column(stale.schema.get_field_index("updated_at"), "updated_at",
-                                 pa.array(updated[dup] - np.timedelta64(3, "D")))
-        stale = stale.set_column(stale.schema.get_field_index("phone_number"), "phone_number",
-                                 pa.array(np.char.add("+1-555-", np.char.zfill(dup.astype(str), 7))))
-        customer = pa.concat_tables([customer, stale])
-    out.defects["duplicate_customer_id"] = len(dup)
-    out.tables["customer"] = customer
+    again = _registered_again(rng, customer, d)
+    stale = _stale_copies(rng, customer, d)
+    out.defects.update(same_person_twice=again.num_rows, duplicate_customer_id=stale.num_rows)
+    out.tables["customer"] = pa.concat_tables([customer, *(t for t in (again, stale) if t.num_rows)])
     _progress("customers", n, n)
 
-    # ---- orders, line items, transactions ----------------------------------------------------------
+
+def _registered_again(rng: np.random.Generator, customer: pa.Table, defects: bool) -> pa.Table:
+    """The same people registered a second time (a new customer_id): the same e-mail in other case, or the
+    same phone in another format. Identity resolution in the profile merges them; no defect of the table."""
+    import pyarrow as pa
+
+    has_email = customer.column("email_address").is_valid().to_numpy(zero_copy_only=False)
+    twice = np.flatnonzero(_pick(rng, DEFECT_RATES["same_person_twice"], customer.num_rows, defects) & has_email)
+    if not len(twice):
+        return customer.slice(0, 0)
+    again = customer.take(pa.array(twice))
+    by_email = rng.random(len(twice)) < 0.5
+    emails = np.array(again.column("email_address").to_pylist(), dtype=object)
+    phones = np.array(again.column("phone_number").to_pylist(), dtype=object)
+    new_email = np.where(by_email, np.char.upper(emails.astype(str)), np.char.add("alt.", emails.astype(str)))
+    new_phone = np.where(by_email, np.char.add("+1-555-", rng.integers(0, 10_000_000, len(twice)).astype(str)),
+                         np.char.replace(np.char.replace(phones.astype(str), "+1-", "("), "-", ") ", 1))
+    again = again.set_column(0, "customer_id", pa.array(_ids("D", len(twice))))
+    again = again.set_column(again.schema.get_field_index("email_address"), "email_address",
+                             pa.array(new_email.astype(object), type=pa.string()))
+    return again.set_column(again.schema.get_field_index("phone_number"), "phone_number",
+                            pa.array(new_phone.astype(object), type=pa.string()))
+
+
+def _stale_copies(rng: np.random.Generator, customer: pa.Table, defects: bool) -> pa.Table:
+    """A stale second row (older version, other phone) of some ids, as a Redshift table without keys allows."""
+    import pyarrow as pa
+
+    dup = np.flatnonzero(_pick(rng, DEFECT_RATES["duplicate_customer_id"], customer.num_rows, defects))
+    if not len(dup):
+        return customer.slice(0, 0)
+    stale = customer.take(pa.array(dup))
+    stale = stale.set_column(stale.schema.get_field_index("updated_at"), "updated_at",
+                             pa.array(customer.column("updated_at").to_numpy()[dup] - np.timedelta64(3, "D")))
+    return stale.set_column(stale.schema.get_field_index("phone_number"), "phone_number",
+                            pa.array(np.char.add("+1-555-", np.char.zfill(dup.astype(str), 7))))
+
+
+# An order's status and payment method are indices into these: the vocabularies, then the defects' values.
+STATUS_NAMES = [*STATUSES, "UNKNOWN", "shiped"]
+PAYMENT_NAMES = [*PAYMENTS, "cash??", ""]
+
+
+@dataclass(frozen=True)
+class _PlacedOrders:
+    """What the three order tables share, one entry per order (and per line item for ``line_*``)."""
+
+    ids: pa.Array  # order_id
+    transaction_ids: pa.Array
+    secs: np.ndarray  # placed at, in seconds after scale.start_ts
+    customer: np.ndarray  # index of the (original) customer
+    status: np.ndarray  # index into STATUS_NAMES
+    payment: np.ndarray  # index into PAYMENT_NAMES
+    line_order: np.ndarray  # index of the line item's order
+    line_product: np.ndarray  # index of its product
+    line_qty: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.secs)
+
+
+def _orders_items_and_transactions(rng: np.random.Generator, scale: Scale, out: Generated) -> None:
+    """``orders``, ``order_line_item`` and ``transactions``; the late-arriving orders (with their items and
+    transactions) go to ``out.late``. An order's total is its basket's value, so the orders are placed with
+    their baskets first, then each table is made."""
+    placed = _place_orders(rng, scale, out)
+    orders = _orders(rng, scale, placed, out.tables["customer"], out.tables["product"])
+    pending = {"orders": orders,
+               "order_line_item": _order_line_items(rng, scale, placed, out.tables["product"]),
+               "transactions": _transactions(rng, scale, placed, orders)}
+    del orders  # only `pending` holds the tables: _hold_back_late releases one unfiltered table at a time
+    _hold_back_late(rng, scale, out, placed, pending)
+    _progress("orders", placed.n, placed.n)
+
+
+def _place_orders(rng: np.random.Generator, scale: Scale, out: Generated) -> _PlacedOrders:
+    """When (weekly seasonality, an evening peak), by whom (repeat buyers), status and payment (a few unknown
+    values), and the basket (1–5 items, popular products)."""
+    d, n = scale.defects, scale.customers
     day_idx = np.arange(scale.days)
     day_dates = np.datetime64(scale.start_ts, "D") + day_idx.astype("timedelta64[D]")
     weekday = (day_dates.astype("datetime64[D]").view("int64") - 4) % 7  # 0 = Monday
@@ -320,14 +393,10 @@ def generate(scale: Scale) -> Generated:
     hour = np.clip(np.where(rng.random(n_orders) < 0.6, rng.normal(20, 2.5, n_orders),
                             rng.normal(13, 3, n_orders)), 0, 23.99)
     order_secs = order_day * 86_400 + (hour * 3600).astype("int64")
-    order_ts = _ts(scale.start_ts, order_secs)
     # repeat buyers: customer popularity follows a Zipf-like law over a random permutation
     popularity = 1.0 / np.arange(1, n + 1) ** 0.9
     popularity /= popularity.sum()
     who = rng.permutation(n)[rng.choice(n, n_orders, p=popularity)]
-    # order-sized strings stay in Arrow (taken by index from small vocabularies): numpy's fixed-width unicode
-    # needs 4 bytes a character, which at 20M orders and 40M lines is more memory than the machine has
-    order_ids = _ids_arrow("O", n_orders)
     status = rng.choice(len(STATUSES), n_orders, p=STATUS_P)
     payment = rng.choice(len(PAYMENTS), n_orders, p=PAYMENT_P)
     bad_status = _pick(rng, DEFECT_RATES["unknown_order_status"], n_orders, d)
@@ -335,88 +404,124 @@ def generate(scale: Scale) -> Generated:
     # the same draws as rng.choice(["UNKNOWN", "shiped"], k): indices past the end of the vocabulary
     status[bad_status] = len(STATUSES) + rng.choice(2, int(bad_status.sum()))
     payment[bad_pay] = len(PAYMENTS) + rng.choice(2, int(bad_pay.sum()))
-    status_names = pa.array([*STATUSES, "UNKNOWN", "shiped"])
-    payment_names = pa.array([*PAYMENTS, "cash??", ""])
     out.defects.update(unknown_order_status=int(bad_status.sum()), unknown_payment_method=int(bad_pay.sum()))
 
     n_items_per = rng.choice([1, 2, 3, 4, 5], n_orders, p=[0.45, 0.27, 0.15, 0.08, 0.05])
     li_order = np.repeat(np.arange(n_orders), n_items_per)
-    n_li = len(li_order)
+    n_products = out.tables["product"].num_rows
     prod_pop = 1.0 / np.arange(1, n_products + 1) ** 1.05
     prod_pop /= prod_pop.sum()
-    li_product = rng.permutation(n_products)[rng.choice(n_products, n_li, p=prod_pop)]
-    qty = rng.choice([1, 2, 3, 4], n_li, p=[0.8, 0.13, 0.05, 0.02]).astype("int32")
-    line_value = sale_price[li_product] * qty
-    subtotal = np.bincount(li_order, weights=line_value, minlength=n_orders)
-    discount = np.round(subtotal * rng.choice([0, 0.05, 0.1, 0.2], n_orders, p=[0.7, 0.1, 0.15, 0.05]), 2)
+    li_product = rng.permutation(n_products)[rng.choice(n_products, len(li_order), p=prod_pop)]
+    qty = rng.choice([1, 2, 3, 4], len(li_order), p=[0.8, 0.13, 0.05, 0.02]).astype("int32")
+    # order-sized strings stay in Arrow (taken by index from small vocabularies): numpy's fixed-width unicode
+    # needs 4 bytes a character, which at 20M orders and 40M lines is more memory than the machine has
+    return _PlacedOrders(ids=_ids_arrow("O", n_orders), transaction_ids=_ids_arrow("T", n_orders),
+                         secs=order_secs, customer=who, status=status, payment=payment,
+                         line_order=li_order, line_product=li_product, line_qty=qty)
+
+
+def _orders(rng: np.random.Generator, scale: Scale, placed: _PlacedOrders, customer: pa.Table,
+            product: pa.Table) -> pa.Table:
+    """``orders``: the basket's value less a discount, plus shipping under $50; delivered and returned orders
+    have a delivery date (and were last updated then); billed and shipped to the customer's address."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    line_value = product.column("sale_price").to_numpy()[placed.line_product] * placed.line_qty
+    subtotal = np.bincount(placed.line_order, weights=line_value, minlength=placed.n)
+    discount = np.round(subtotal * rng.choice([0, 0.05, 0.1, 0.2], placed.n, p=[0.7, 0.1, 0.15, 0.05]), 2)
     shipping = np.where(subtotal >= 50, 0.0, 5.99)
     total = np.round(subtotal - discount + shipping, 2)
-    delivered = np.isin(status, np.flatnonzero(np.isin(STATUSES, ["delivered", "returned"])))
-    delivery = np.where(delivered, order_secs + rng.integers(2, 8, n_orders) * 86_400, -1)
+    delivered = np.isin(placed.status, np.flatnonzero(np.isin(STATUSES, ["delivered", "returned"])))
+    delivery = np.where(delivered, placed.secs + rng.integers(2, 8, placed.n) * 86_400, -1)
     delivery_ts = np.where(delivery >= 0, _ts(scale.start_ts, np.maximum(delivery, 0)), np.datetime64("NaT"))
-    address = pc.binary_join_element_wise(customer.column("mailing_street").slice(0, n).combine_chunks().take(who),
-                                          customer.column("city").slice(0, n).combine_chunks().take(who), ", ")
-    txn_ids = _ids_arrow("T", n_orders)
-    order_updated = np.where(delivery >= 0, _ts(scale.start_ts, np.maximum(delivery, 0)), order_ts)
-    orders = pa.table({
-        "order_id": order_ids,
-        "customer_id": pa.array(customer_ids).take(who),
+    order_ts = _ts(scale.start_ts, placed.secs)
+
+    def of_customer(column: str) -> pa.Array:
+        return customer.column(column).slice(0, scale.customers).combine_chunks().take(placed.customer)
+
+    address = pc.binary_join_element_wise(of_customer("mailing_street"), of_customer("city"), ", ")
+    return pa.table({
+        "order_id": placed.ids,
+        "customer_id": of_customer("customer_id"),
         "order_date": order_ts,
-        "order_status": status_names.take(status),
+        "order_status": pa.array(STATUS_NAMES).take(placed.status),
         "order_delivery_date": pa.array(delivery_ts, mask=np.isnat(delivery_ts)),
         "discounted_amount": discount,
         "shipping_amount": shipping,
         "total_amount": total,
-        "payment_method": payment_names.take(payment),
+        "payment_method": pa.array(PAYMENT_NAMES).take(placed.payment),
         "billing_address": address,
         "shipping_address": address,
-        "transaction_id": txn_ids,
-        "updated_at": order_updated,
+        "transaction_id": placed.transaction_ids,
+        "updated_at": np.where(delivery >= 0, _ts(scale.start_ts, np.maximum(delivery, 0)), order_ts),
     })
-    li_secs = order_secs[li_order] + rng.integers(0, 30, n_li)
-    items = pa.table({
+
+
+def _order_line_items(rng: np.random.Generator, scale: Scale, placed: _PlacedOrders,
+                      product: pa.Table) -> pa.Table:
+    """``order_line_item``: the baskets, each line created within seconds of its order."""
+    import pyarrow as pa
+
+    n_li = len(placed.line_order)
+    li_secs = placed.secs[placed.line_order] + rng.integers(0, 30, n_li)
+    return pa.table({
         "order_li_id": _ids_arrow("L", n_li),
-        "order_id": order_ids.take(li_order),
-        "product_id": pa.array(product_ids).take(li_product),
-        "qty": qty,
+        "order_id": placed.ids.take(placed.line_order),
+        "product_id": product.column("product_id").combine_chunks().take(placed.line_product),
+        "qty": placed.line_qty,
         "created_at": _ts(scale.start_ts, li_secs),
     })
-    txn_secs = order_secs + rng.integers(1, 90, n_orders)
-    processed = txn_secs + rng.exponential(20, n_orders).astype("int64") + 1
-    # returned orders are refunded: a second, negative transaction a few days later
-    refund_idx = np.flatnonzero(status == int(np.flatnonzero(STATUSES == "returned")[0]))
-    refund_secs = order_secs[refund_idx] + 9 * 86_400
-    keep_refund = refund_secs < hist_seconds
+
+
+def _transactions(rng: np.random.Generator, scale: Scale, placed: _PlacedOrders, orders: pa.Table) -> pa.Table:
+    """``transactions``: each order paid its total seconds after it was placed; a returned order is refunded
+    (a second, negative transaction) nine days later, when that is within the generated history."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    total = orders.column("total_amount").to_numpy()
+    txn_secs = placed.secs + rng.integers(1, 90, placed.n)
+    processed = txn_secs + rng.exponential(20, placed.n).astype("int64") + 1
+    refund_idx = np.flatnonzero(placed.status == int(np.flatnonzero(STATUSES == "returned")[0]))
+    refund_secs = placed.secs[refund_idx] + 9 * 86_400
+    keep_refund = refund_secs < scale.days * 86_400
     refund_idx, refund_secs = refund_idx[keep_refund], refund_secs[keep_refund]
-    txns = pa.table({
+    txn_ids, order_ids = placed.transaction_ids, placed.ids
+    return pa.table({
         "transaction_id": pa.concat_arrays([txn_ids, pc.binary_join_element_wise(txn_ids.take(refund_idx), "R", "")]),
         "order_id": pa.concat_arrays([order_ids, order_ids.take(refund_idx)]),
         "amount": np.concatenate([total, -total[refund_idx]]),
-        "payment_method": payment_names.take(np.concatenate([payment, payment[refund_idx]])),
+        "payment_method": pa.array(PAYMENT_NAMES).take(np.concatenate([placed.payment, placed.payment[refund_idx]])),
         "transaction_ts": _ts(scale.start_ts, np.concatenate([txn_secs, refund_secs])),
         "processed_ts": _ts(scale.start_ts, np.concatenate([processed, refund_secs + 60])),
         "updated_at": _ts(scale.start_ts, np.concatenate([processed, refund_secs + 60])),
     })
-    # late arrivals: hold back some orders with their items and transactions
-    late = np.flatnonzero(_pick(rng, DEFECT_RATES["late_arriving"], n_orders, d))
-    late_ids = order_ids.take(late)
+
+
+def _hold_back_late(rng: np.random.Generator, scale: Scale, out: Generated, placed: _PlacedOrders,
+                    pending: dict[str, pa.Table]) -> None:
+    """Late arrivals: some orders, with their items and transactions, go to ``out.late`` (oltp ``late.*``)
+    instead of ``out.tables``. ``pending`` is emptied as it goes, so one unfiltered table is freed at a time."""
+    import pyarrow.compute as pc
+
+    late = np.flatnonzero(_pick(rng, DEFECT_RATES["late_arriving"], placed.n, scale.defects))
+    late_ids = placed.ids.take(late)
     out.defects["late_arriving"] = len(late)
-    pending = {"orders": orders, "order_line_item": items, "transactions": txns}
-    del orders, items, txns  # one unfiltered table at a time is released below: the peak is one copy, not three
     for name in list(pending):
         table = pending.pop(name)
         is_late = pc.is_in(table.column("order_id"), value_set=late_ids)
         out.late[name] = table.filter(is_late)
         out.tables[name] = table.filter(pc.invert(is_late))
         del table
-    _progress("orders", n_orders, n_orders)
-
-    # ---- web analytics (GA export) -----------------------------------------------------------------
-    _web_analytics(rng, scale, out, customer_ids, product_ids, out.tables["product"], out.tables["brand"])
-    return out
 
 
-def _web_analytics(rng, scale: Scale, out: Generated, customer_ids, product_ids, product, brand) -> None:
+def _web_analytics(rng: np.random.Generator, scale: Scale, out: Generated) -> None:
+    """The GA export files (one per hour) and the visitor map (``fullVisitorId,customer_id``)."""
+    product, brand = out.tables["product"], out.tables["brand"]
+    customer_ids = out.tables["customer"].column("customer_id").slice(0, scale.customers).to_numpy(
+        zero_copy_only=False)
+    product_ids = product.column("product_id").to_numpy(zero_copy_only=False)
     n = len(customer_ids)
     # visitor map: 70 % of customers have a known web visitor id; some have two devices
     known = np.flatnonzero(rng.random(n) < 0.7)
@@ -556,35 +661,31 @@ def _web_analytics(rng, scale: Scale, out: Generated, customer_ids, product_ids,
 # ---- writing ---------------------------------------------------------------------------------------------
 
 
-def _copy_table(conn, name: str, table: pa.Table, chunk_rows: int = 500_000) -> None:
-    import pyarrow.csv as pacsv
+def _copy(conn, name: str, table: pa.Table, rows_per_copy: int = 1_000_000) -> None:
+    """COPY ``table`` into ``name`` with :func:`c360.warehouse.copy_arrow`, a million rows a statement, so a
+    large load shows its progress."""
+    from c360 import warehouse
 
-    cols = ", ".join(f'"{c}"' for c in table.column_names)
-    with conn.cursor() as cur, cur.copy(f"COPY {name} ({cols}) FROM STDIN WITH (FORMAT csv)") as copy:
-        for offset in range(0, table.num_rows, chunk_rows):
-            buf = io.BytesIO()
-            pacsv.write_csv(table.slice(offset, chunk_rows), buf,
-                            pacsv.WriteOptions(include_header=False, quoting_style="needed"))
-            copy.write(buf.getvalue())
-            _progress(f"copy {name}", min(offset + chunk_rows, table.num_rows), table.num_rows)
+    for offset in range(0, table.num_rows, rows_per_copy):
+        warehouse.copy_arrow(conn, name, table.slice(offset, rows_per_copy))
+        _progress(f"copy {name}", min(offset + rows_per_copy, table.num_rows), table.num_rows)
 
 
 def load_sources(data: Generated) -> dict[str, int]:
     """Recreate the source tables and fill them. Returns row counts."""
-    from c360 import pg
+    from c360 import pg, warehouse
 
     counts: dict[str, int] = {}
-    for system, ddl, names in (("redshift", "redshift.sql", ("brand", "product", "customer")),
-                               ("oltp", "oltp.sql", ("orders", "order_line_item", "transactions"))):
-        conn_id = settings.DATABASES[system]
-        with pg.connect(conn_id) as conn:
-            conn.execute((settings.SQL_DIR / "sources" / ddl).read_text())
+    for system, names in (("redshift", ("brand", "product", "customer")),
+                          ("oltp", ("orders", "order_line_item", "transactions"))):
+        with pg.connect(settings.DATABASES[system]) as conn:
+            conn.execute(warehouse.sql_file(f"sources/{system}.sql"))
             for name in names:
-                _copy_table(conn, name, data.tables[name])
+                _copy(conn, name, data.tables[name])
                 counts[name] = data.tables[name].num_rows
                 if name in data.late:
-                    _copy_table(conn, f"late.{name}", data.late[name])
-            conn.execute((settings.SQL_DIR / "sources" / ddl.replace(".sql", "_indexes.sql")).read_text())
+                    _copy(conn, f"late.{name}", data.late[name])
+            conn.execute(warehouse.sql_file(f"sources/{system}_indexes.sql"))
             conn.execute("analyze")
     return counts
 

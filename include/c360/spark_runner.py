@@ -22,6 +22,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -299,8 +300,12 @@ def connect_session(url: str, server_alive: Callable[[], bool] | None = None) ->
 
 
 def load_job(application: str):
-    """Import a job file (``include/spark/*.py``) as a module, as spark-submit would run it."""
+    """Import a job file (``include/spark/*.py``) as a module, as spark-submit would run it: with its folder
+    importable (spark-submit runs it as a script, whose folder is on ``sys.path``), for the modules the jobs
+    share (``jobkit``)."""
     path = Path(application)
+    if str(path.parent) not in sys.path:
+        sys.path.append(str(path.parent))
     spec = importlib.util.spec_from_file_location(f"c360_spark_job_{path.stem}", path)
     if spec is None or spec.loader is None:
         raise FileNotFoundError(f"Spark job {path} cannot be imported")

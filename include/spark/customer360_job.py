@@ -32,7 +32,6 @@ Definitions (the tests recompute them independently in DuckDB):
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import sys
@@ -41,6 +40,8 @@ from datetime import datetime
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+
+import jobkit
 
 MONEY = "decimal(18,2)"
 
@@ -424,32 +425,18 @@ def run(spark: SparkSession, inputs: dict[str, str], as_of: datetime, spec: dict
     return counts
 
 
-def session(app_name: str, remote: str | None, conf: list[str] | None = None) -> SparkSession:
-    """The spark-submit session, or a Spark Connect client session with ``key=value`` settings (the
-    OpenLineage parent job, which spark-submit gets as --conf); jobs compute in UTC either way."""
-    builder = SparkSession.builder.remote(remote) if remote else SparkSession.builder.appName(app_name)
-    for key, _, value in (c.partition("=") for c in conf or []):
-        builder = builder.config(key, value)
-    return builder.config("spark.sql.session.timeZone", "UTC").getOrCreate()
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = jobkit.argument_parser(__doc__)
     parser.add_argument("--inputs", required=True, help="base64 JSON: input name → Parquet/CSV URI")
     parser.add_argument("--as-of", required=True, help="ISO timestamp: outputs as of this instant (exclusive)")
     parser.add_argument("--spec", required=True, help="base64 JSON of include/c360/segments.yaml")
     parser.add_argument("--out", required=True)
-    parser.add_argument("--remote", help="Spark Connect URL (sc://host:port); default: the spark-submit session")
-    parser.add_argument("--conf", action="append", default=[], help="key=value for a Spark Connect session")
     args = parser.parse_args(argv)
     inputs = json.loads(base64.b64decode(args.inputs))
     spec = json.loads(base64.b64decode(args.spec))
     as_of = datetime.fromisoformat(args.as_of).replace(tzinfo=None)
-    spark = session("c360_customer360", args.remote, args.conf)
-    try:
+    with jobkit.job_session("c360_customer360", args) as spark:
         counts = run(spark, inputs, as_of, spec, args.out)
-    finally:
-        spark.stop()
     print(json.dumps({"as_of": args.as_of, **counts}))
     return 0
 

@@ -17,7 +17,6 @@ only spaces) is missing (NULL); a required column that is NULL or blank is missi
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import sys
@@ -25,6 +24,8 @@ from functools import reduce
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
+
+import jobkit
 
 REASON = "_reject_reason"
 SOURCE_FILE = "_source_file"
@@ -116,33 +117,19 @@ def run(spark: SparkSession, spec: dict, raw_uri: str, stage_uri: str, quarantin
         raw.unpersist()
 
 
-def session(app_name: str, remote: str | None, conf: list[str] | None = None) -> SparkSession:
-    """The spark-submit session, or a Spark Connect client session with ``key=value`` settings (the
-    OpenLineage parent job, which spark-submit gets as --conf); jobs compute in UTC either way."""
-    builder = SparkSession.builder.remote(remote) if remote else SparkSession.builder.appName(app_name)
-    for key, _, value in (c.partition("=") for c in conf or []):
-        builder = builder.config(key, value)
-    return builder.config("spark.sql.session.timeZone", "UTC").getOrCreate()
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = jobkit.argument_parser(__doc__)
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--spec", required=True, help="base64 JSON: columns, business_key, version_column")
     parser.add_argument("--raw", required=True)
     parser.add_argument("--stage", required=True)
     parser.add_argument("--quarantine", required=True)
-    parser.add_argument("--remote", help="Spark Connect URL (sc://host:port); default: the spark-submit session")
-    parser.add_argument("--conf", action="append", default=[], help="key=value for a Spark Connect session")
     args = parser.parse_args(argv)
     spec = json.loads(base64.b64decode(args.spec))
-    spark = session(f"c360_stage_{args.dataset}", args.remote, args.conf)
-    # the Airflow task this job runs for (OpenLineage parent job), so its log line links back to it
-    parent = spark.conf.get("spark.openlineage.parentJobName", None)
-    try:
+    with jobkit.job_session(f"c360_stage_{args.dataset}", args) as spark:
+        # the Airflow task this job runs for (OpenLineage parent job), so its log line links back to it
+        parent = spark.conf.get("spark.openlineage.parentJobName", None)
         counts = run(spark, spec, args.raw, args.stage, args.quarantine)
-    finally:
-        spark.stop()
     print(json.dumps({"dataset": args.dataset, **counts, "openlineage_parent_job": parent}))
     return 0
 

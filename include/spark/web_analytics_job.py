@@ -31,13 +31,14 @@ the load task reconciles: raw lines = parsed + quarantined, and stage rows = act
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import sys
 
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
+
+import jobkit
 
 REASON = "_reject_reason"
 SOURCE_FILE = "_source_file"
@@ -269,28 +270,16 @@ def run(spark: SparkSession, raw_uri: str, visitor_map_uri: str, stage_uri: str,
                 df.unpersist()
 
 
-def session(app_name: str, remote: str | None, conf: list[str] | None = None) -> SparkSession:
-    """The spark-submit session, or a Spark Connect client session with ``key=value`` settings (the
-    OpenLineage parent job, which spark-submit gets as --conf); jobs compute in UTC either way."""
-    builder = SparkSession.builder.remote(remote) if remote else SparkSession.builder.appName(app_name)
-    for key, _, value in (c.partition("=") for c in conf or []):
-        builder = builder.config(key, value)
-    return builder.config("spark.sql.session.timeZone", "UTC").getOrCreate()
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = jobkit.argument_parser(__doc__)
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--spec", help="base64 JSON from the registry (columns; the output order is fixed here)")
     parser.add_argument("--raw", required=True)
     parser.add_argument("--lookup", required=True, help="visitor map CSV: fullVisitorId,customer_id")
     parser.add_argument("--stage", required=True)
     parser.add_argument("--quarantine", required=True)
-    parser.add_argument("--remote", help="Spark Connect URL (sc://host:port); default: the spark-submit session")
-    parser.add_argument("--conf", action="append", default=[], help="key=value for a Spark Connect session")
     args = parser.parse_args(argv)
-    spark = session(f"c360_stage_{args.dataset}", args.remote, args.conf)
-    try:
+    with jobkit.job_session(f"c360_stage_{args.dataset}", args) as spark:
         if args.spec:  # the registry and this job must agree on the columns
             declared = [c["name"] for c in json.loads(base64.b64decode(args.spec))["columns"]]
             produced = flatten(spark.createDataFrame([], f"s {SESSION}"),
@@ -298,8 +287,6 @@ def main(argv: list[str] | None = None) -> int:
             if declared != produced:
                 raise SystemExit(f"registry columns {declared} differ from the job's output {produced}")
         manifest = run(spark, args.raw, args.lookup, args.stage, args.quarantine)
-    finally:
-        spark.stop()
     print(json.dumps({"dataset": args.dataset, **manifest}))
     return 0
 

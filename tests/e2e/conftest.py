@@ -105,14 +105,14 @@ def scale():
 
 @pytest.fixture(scope="session")
 def airflow(platform):
-    from c360 import cli
+    from c360 import services
 
-    url = cli.start_services(free_port())
+    url = services.start_services(free_port())
     try:
-        api = Api(url, cli.admin_password())
+        api = Api(url, services.admin_password())
         dag_ids = set(load_registry().dag_ids())
         wait("the dag-processor to serialize every DAG the registry builds",  # the API lists serialized DAGs
              lambda: dag_ids <= {d["dag_id"] for d in api.get("/api/v2/dags?limit=100")["dags"]}, timeout=300)
         yield api
     finally:
-        cli.stop_services()
+        services.stop_services()

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from c360 import cli, pg, quality, settings, steward
+from c360 import pg, quality, runs, services, settings, steward
 from c360.warehouse import Interval, sql_file
 
 pytestmark = pytest.mark.e2e
@@ -93,8 +93,8 @@ def demo_runs(airflow):
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(settings.DAGS_DIR))
-    tx = cli.test_run(bag.dags[TX_DAG], _expected(TX), mark_success_pattern=".*")
-    brand = cli.test_run(bag.dags[BRAND_DAG], _expected(BRAND) - timedelta(days=7), mark_success_pattern=".*")
+    tx = runs.test_run(bag.dags[TX_DAG], _expected(TX), mark_success_pattern=".*")
+    brand = runs.test_run(bag.dags[BRAND_DAG], _expected(BRAND) - timedelta(days=7), mark_success_pattern=".*")
     for dr in (tx, brand):
         assert str(dr.state) == "success"
     return {TX: tx, BRAND: brand}
@@ -235,7 +235,7 @@ def browser(seeded):
         wait = WebDriverWait(b, 60)
         b.get(seeded.url + "/")  # the UI sends an anonymous visitor to its login form
         wait.until(ec.presence_of_element_located((By.NAME, "username"))).send_keys("admin")
-        b.find_element(By.NAME, "password").send_keys(cli.admin_password())
+        b.find_element(By.NAME, "password").send_keys(services.admin_password())
         b.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
         wait.until(lambda d: "/auth/" not in d.current_url and d.find_elements(By.CSS_SELECTOR, "button[aria-label=Browse]"))
         yield b

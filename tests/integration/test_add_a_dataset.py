@@ -104,7 +104,7 @@ def test_a_contract_that_types_a_column_is_refused(entry, tmp_path):
 def test_the_table_comes_from_the_entry_and_the_dag_publishes_it(platform, entry):
     """The only thing written by hand: the source table (a new source's own schema). Everything the platform
     creates (published table, batch, contract schema, Spark types) comes from the entry."""
-    from c360 import cli
+    from c360 import runs
 
     with pg.connect(settings.OLTP_CONN_ID) as conn:
         conn.execute(f"drop table if exists {NAME}")
@@ -128,7 +128,7 @@ def test_the_table_comes_from_the_entry_and_the_dag_publishes_it(platform, entry
     DagBundlesManager().sync_bundles_to_db()
     sync_bag_to_db(bag, "dags-folder", None)  # dag.test needs the DAG serialized, as the processor would
     try:
-        dr = cli.test_run(dag, LOGICAL)
+        dr = runs.test_run(dag, LOGICAL)
     finally:
         delete_dag(dag.dag_id)  # the Airflow of later test modules never sees it
     states = {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}

@@ -79,7 +79,7 @@ def test_the_monthly_brand_refresh_of_an_earlier_month_keeps_a_later_rename(sour
 
 def test_a_run_before_the_start_date_fails_and_history_loads_once_the_start_date_allows(sources, dagbag,
                                                                                          monkeypatch):
-    from c360 import cli
+    from c360 import runs
 
     fetch(settings.REDSHIFT_CONN_ID, """
         insert into product (sku_id, product_id, product_name, product_description, product_category,
@@ -89,7 +89,7 @@ def test_a_run_before_the_start_date_fails_and_history_loads_once_the_start_date
     logical = datetime(1998, 3, 9, 2, tzinfo=UTC)  # product_weekly's interval [1998-03-02, 1998-03-09) 02:00
     dr, states = _run(dagbag, "product_weekly", logical, full_refresh=False)
     assert str(dr.state) == "failed" and states["extract_to_raw"] == "failed", states
-    assert cli.executed_any_task(dr)  # not a silent no-op: the first task ran and refused
+    assert runs.executed_any_task(dr)  # not a silent no-op: the first task ran and refused
 
     monkeypatch.setenv("C360_START_DATE", "1997-01-01")
     dr, states = _run(dagbag, "product_weekly", logical, full_refresh=False)
@@ -167,7 +167,7 @@ def test_the_demo_runner_tells_a_run_that_executed_no_task(platform, tmp_path):
     from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
 
-    from c360 import cli
+    from c360 import runs
 
     (tmp_path / "no_task_dags.py").write_text(NO_TASK_DAGS)
     bag = DagBag(dag_folder=str(tmp_path))
@@ -175,5 +175,5 @@ def test_the_demo_runner_tells_a_run_that_executed_no_task(platform, tmp_path):
     sync_bag_to_db(bag, "dags-folder", None)  # dag.test needs the DAG serialized, as the processor would
     dr = bag.dags["c360_test_no_task"].test(logical_date=datetime(2026, 11, 20, tzinfo=UTC))
     assert str(dr.state) == "success"  # what Airflow says
-    assert not cli.executed_any_task(dr)  # what the demo runner reports instead ("no task ran", exit 1)
-    assert cli.executed_any_task(bag.dags["c360_test_one_task"].test(logical_date=datetime(2026, 11, 20, tzinfo=UTC)))
+    assert not runs.executed_any_task(dr)  # what the demo runner reports instead ("no task ran", exit 1)
+    assert runs.executed_any_task(bag.dags["c360_test_one_task"].test(logical_date=datetime(2026, 11, 20, tzinfo=UTC)))

@@ -153,12 +153,12 @@ def test_malformed_ga_lines_are_quarantined_and_good_ones_published(sources, dag
               (dr.run_id,))[0][0] == manifest["activities"]
 
     # what on-call sees with `make quarantine DATASET=web_analytics [INTERVAL=...]`
-    from c360 import cli
+    from c360 import runs
 
     key = lake.interval_key(GA_HOUR)
     malformed = sum(r == "malformed JSON" for r in reasons.values())
-    assert f"interval={key}  {malformed:>7}  malformed JSON" in cli.quarantine_report("web_analytics")
-    listing = cli.quarantine_report("web_analytics", key)
+    assert f"interval={key}  {malformed:>7}  malformed JSON" in runs.quarantine_report("web_analytics")
+    listing = runs.quarantine_report("web_analytics", key)
     assert "hits.product.productPrice: 'oops' is not a valid bigint" in listing and bad[1] in listing
 
 

@@ -17,8 +17,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from c360 import cli, generator, pg, settings
+from c360 import generator, pg, settings
 from c360.registry import load_registry
+from c360.runs import run_dags
 
 from . import openlineage_spec
 
@@ -33,7 +34,7 @@ LOGICAL = datetime.fromisoformat(settings.DEMO_DATE).replace(tzinfo=UTC) + timed
 def runs(sources):
     """Every DAG run once on the module's sources and a fresh warehouse; the lineage events they wrote."""
     before = len(openlineage_spec.read_events())
-    states = cli.run_dags(LOGICAL)
+    states = run_dags(LOGICAL)
     assert set(states.values()) == {"success"}, states
     return openlineage_spec.read_events()[before:]
 

@@ -100,6 +100,7 @@ def _submit(conn_id: str, raw: Path, out: Path, conf: dict) -> None:
     ds = load_registry()["customer"]
     stage_with_spark = SparkJobOperator(
         task_id="stage_with_spark", conn_id=conn_id, application=str(settings.SPARK_DIR / "stage_job.py"),
+        py_files=str(settings.SPARK_DIR / "jobkit.py"),  # as the DAG factory ships it
         name="c360_cluster_test", conf={**SPARK_CONF, **conf},
         openlineage_inject_parent_job_info=False,  # executed outside a task: there is no parent job
         application_args=["--dataset", ds.name, "--spec", stage_spec(ds), "--raw", raw.as_uri(),

@@ -101,9 +101,9 @@ def test_nul_and_invalid_utf8_lines_are_quarantined_and_the_rest_published(run):
     assert "Trail \ufffd Shoe" in names  # the source's own U+FFFD is published as it is
 
     # what on-call sees with `make quarantine DATASET=web_analytics INTERVAL=...`
-    from c360 import cli
+    from c360 import runs
 
-    listing = cli.quarantine_report("web_analytics", lake.interval_key(GA_HOUR))
+    listing = runs.quarantine_report("web_analytics", lake.interval_key(GA_HOUR))
     assert utf8 in listing and "v2ProductName: contains NUL (U+0000)" in listing
 
 
