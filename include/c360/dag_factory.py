@@ -78,6 +78,14 @@ def _interval(context: dict[str, Any]):
                     context["dag"].dag_id)
 
 
+def spark_task(task_id: str, job: str, name: str, args: list[str], outlets: list[Asset]) -> SparkJobOperator:
+    """A Spark job of include/spark as a task, on the ``spark_default`` connection (Connect or spark-submit),
+    shipping the jobs' shared module."""
+    return SparkJobOperator(task_id=task_id, conn_id=settings.SPARK_CONN_ID, application=str(settings.SPARK_DIR / job),
+                            py_files=str(settings.SPARK_DIR / "jobkit.py"), name=name, conf=SPARK_CONF,
+                            application_args=args, outlets=outlets)
+
+
 def enforce_gate(context: dict[str, Any], owner: str, gated: list) -> None:
     """The end of every check_quality task: the checked tables go into the task's lineage (assertions, metrics,
     score), then a blocking failure fails the task without retries (bad data: retrying cannot help; errors
@@ -166,14 +174,9 @@ def build_dag(ds: Dataset, *, doc_md: str | None = None, full_refresh: bool = Fa
             layers = [k for k in ("raw", "stage", "quarantine", "lookup") if k in out]
             return {**out, **{f"spark_{k}": lake.spark_uri(out[k]) for k in layers}}
 
-        stage_with_spark = SparkJobOperator(
-            task_id="stage_with_spark",
-            conn_id=settings.SPARK_CONN_ID,
-            application=str(settings.SPARK_DIR / ds.transform.spark_job),
-            py_files=str(settings.SPARK_DIR / "jobkit.py"),
-            name=f"c360_stage_{ds.name}",
-            conf=SPARK_CONF,
-            application_args=[
+        stage_with_spark = spark_task(
+            "stage_with_spark", ds.transform.spark_job, f"c360_stage_{ds.name}",
+            [
                 "--dataset", ds.name,
                 "--spec", stage_spec(ds),
                 "--raw", f"{{{{ {xcom}['spark_raw'] }}}}",
@@ -181,7 +184,7 @@ def build_dag(ds: Dataset, *, doc_md: str | None = None, full_refresh: bool = Fa
                 "--quarantine", f"{{{{ {xcom}['spark_quarantine'] }}}}",
                 *(["--lookup", f"{{{{ {xcom}['spark_lookup'] }}}}"] if ds.source.lookup else []),
             ],
-            outlets=[lake_asset("stage", ds.name), lake_asset("quarantine", ds.name)],
+            [lake_asset("stage", ds.name), lake_asset("quarantine", ds.name)],
         )
 
         @task(multiple_outputs=True, task_id="load_to_staging")
@@ -278,20 +281,15 @@ def build_derived_dag(d: Derived, *, doc_md: str | None = None) -> DAG:
                     "out": lake.spark_uri(products.partition(d, as_of, "outputs", "")).rstrip("/"),
                     "as_of": as_of.isoformat()}
 
-        build_with_spark = SparkJobOperator(
-            task_id="build_with_spark",
-            conn_id=settings.SPARK_CONN_ID,
-            application=str(settings.SPARK_DIR / d.transform.spark_job),
-            py_files=str(settings.SPARK_DIR / "jobkit.py"),
-            name=f"c360_{d.name}",
-            conf=SPARK_CONF,
-            application_args=[
+        build_with_spark = spark_task(
+            "build_with_spark", d.transform.spark_job, f"c360_{d.name}",
+            [
                 "--inputs", f"{{{{ {xcom}['inputs'] }}}}",
                 "--as-of", f"{{{{ {xcom}['as_of'] }}}}",
                 "--spec", spec,
                 "--out", f"{{{{ {xcom}['out'] }}}}",
             ],
-            outlets=[lake_asset("analytics", d.name)],
+            [lake_asset("analytics", d.name)],
         )
 
         @task(multiple_outputs=True, task_id="load_to_staging")
