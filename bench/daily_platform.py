@@ -360,7 +360,8 @@ def main(argv: list[str] | None = None) -> int:
         derived = {d.dag_id for d in registry.derived.values()}
         day_end = runs.demo_logical_date()  # the end of the last generated day
         bootstrap_at = day_end - timedelta(days=1)
-        tabular = sorted(d for d in bag.dags if d not in derived and not d.endswith("_full_refresh"))
+        tabular = sorted(d for d in bag.dags if d not in derived and not d.endswith("_full_refresh")
+                         and "maintenance" not in bag.dags[d].tags)  # the lifecycle DAGs load nothing
         print("\nBootstrap: each dataset's first run loads its whole history (web analytics has no history)",
               flush=True)
         boot = {}

@@ -133,3 +133,70 @@ def test_an_unknown_status_is_rejected():
     with pytest.raises(RegistryError, match=r"datasets\.web_analytics\.status: Input should be 'active', 'planned' or "
                                             r"'disabled'"):
         _parse(data)
+
+
+# ---- erasure links and retention (c360.erasure, c360.retention) ----------------------------------------------
+
+
+def test_every_published_table_with_pii_or_a_person_says_how_its_rows_belong_to_one():
+    reg = load_registry()
+    for entry in reg.published():
+        if any(c.pii for c in entry.columns):
+            assert entry.erasure, entry.table
+    # every table holding a customer id or an order of one is erasable
+    linked = {e.table for e in reg.published() if e.erasure}
+    assert linked == {"c360.customer", "c360.orders", "c360.order_line_item", "c360.transactions",
+                      "c360.web_activity", "c360.orders_enriched", "c360.rfm_history",
+                      "c360.segment_membership_history", "c360.customer_profile"}
+    assert [(link.column, link.via) for link in reg["order_line_item"].erasure] == [("order_id", "orders")]
+
+
+def _erasure_error(change, pattern: str) -> None:
+    data = _base()
+    change(data)
+    with pytest.raises(RegistryError, match=pattern):
+        _parse(data)
+
+
+def test_pii_without_an_erasure_link_is_rejected():
+    _erasure_error(lambda d: d["datasets"]["customer"].pop("erasure"),
+                   r"datasets\.customer: Value error, columns \['first_name', .*\] are PII but no erasure link")
+
+
+def test_an_erasure_link_names_a_declared_column_and_one_kind_of_link():
+    _erasure_error(lambda d: d["datasets"]["orders"].update(erasure=[{"column": "client_id", "holds": "customer_id"}]),
+                   r"datasets\.orders: Value error, erasure names column 'client_id', which is not declared")
+    _erasure_error(lambda d: d["datasets"]["orders"].update(
+        erasure=[{"column": "customer_id", "holds": "customer_id", "via": "customer"}]),
+        r"name exactly one of 'holds' .* or 'via'")
+    _erasure_error(lambda d: d["datasets"]["orders"].update(erasure=[{"column": "customer_id", "holds": "email"}]),
+                   r"datasets\.orders\.erasure\.0\.holds")
+    _erasure_error(lambda d: d["datasets"]["orders"].update(erasure=[{"column": "total_amount", "holds": "customer_id"}]),
+                   r"erasure: column 'total_amount' is double; a link is matched on string columns")
+
+
+def test_a_via_link_names_a_linked_dataset_of_the_same_source():
+    _erasure_error(lambda d: d["datasets"]["transactions"].update(erasure=[{"column": "order_id", "via": "order"}]),
+                   r"datasets\.transactions\.erasure: via 'order' is no dataset of this registry")
+    _erasure_error(lambda d: d["datasets"]["transactions"].update(erasure=[{"column": "order_id", "via": "product"}]),
+                   r"via 'product', which declares no erasure link of its own")
+    # orders come from the OLTP source; customer from Redshift: the extract could not join them
+    _erasure_error(lambda d: d["datasets"]["orders"].update(erasure=[{"column": "customer_id", "via": "customer"}]),
+                   r"datasets\.orders\.erasure: via 'customer' comes from another source connection")
+
+    def circle(d):
+        d["datasets"]["orders"]["erasure"] = [{"column": "order_id", "via": "order_line_item"}]
+    _erasure_error(circle, r"a circle of 'via' links")
+
+
+def test_retention_days_are_positive_and_only_on_history_outputs():
+    _erasure_error(lambda d: d["datasets"]["orders"].update(retention_days=0),
+                   r"datasets\.orders\.retention_days: Input should be greater than or equal to 1")
+
+    def on_profile(d):
+        d["derived"]["customer_360"]["outputs"][3]["retention_days"] = 30
+    _erasure_error(on_profile, r"retention_days: only a history output has partitions to drop")
+    reg = load_registry()
+    assert reg["product"].retention_days is None  # kept forever
+    assert {o.name: o.retention_days for o in reg.derived["customer_360"].outputs if o.history} == {
+        "rfm": 730, "segment_membership": 730}

@@ -39,6 +39,13 @@ RUNBOOK = {
     # anything but a failed gate: Soda could not connect, a batch that could not be rebuilt, a bad contract
     "check_quality": "runbook-quality-check-could-not-run",
     "publish_table": "runbook-publish-failed",
+    # the lifecycle DAGs (c360.lifecycle_dags)
+    "collect_requests": "erasure-and-retention",
+    "erase_person": "erasure-and-retention",
+    "erase_pending_requests": "erasure-and-retention",
+    "purge_lake_partitions": "erasure-and-retention",
+    "purge_history_partitions": "erasure-and-retention",
+    "drop_stale_batches": "erasure-and-retention",
 }
 
 

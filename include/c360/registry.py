@@ -170,6 +170,47 @@ class Output(_Strict):
         return self.table.split(".", 1)[1]
 
 
+class ErasureLink(_Strict):
+    """How a row belongs to a person, for the GDPR erasure (``c360.erasure``): ``column`` holds one of the
+    person's identifiers (``holds``: a customer id, or a web visitor id), or the business key of a row of another
+    dataset that belongs to the person (``via``: e.g. a line item's order_id, an order of the person's). A JSON
+    column holds a list of identifiers (the profile's customer_ids); ``before`` reads the identifier as the text
+    before that separator (web sessions: ``<visitor id>-<visit id>``)."""
+
+    column: str
+    holds: Literal["customer_id", "visitor_id"] | None = None
+    via: str | None = None
+    before: str | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_link(self) -> ErasureLink:
+        if (self.holds is None) == (self.via is None):
+            raise ValueError(f"erasure link on {self.column!r}: name exactly one of 'holds' (an identifier of the "
+                             f"person) or 'via' (a dataset whose rows belong to the person)")
+        if self.before is not None and self.holds is None:
+            raise ValueError(f"erasure link on {self.column!r}: 'before' goes with 'holds'")
+        return self
+
+
+def _check_erasure(columns: tuple[Column, ...], links: tuple[ErasureLink, ...], *, json_lists: bool) -> None:
+    """Every erasure link names a declared column of a type it can be matched in; PII needs a link."""
+    by_name = {c.name: c for c in columns}
+    for link in links:
+        column = by_name.get(link.column)
+        if column is None:
+            raise ValueError(f"erasure names column {link.column!r}, which is not declared")
+        allowed = ("string", "json") if json_lists and link.holds else ("string",)
+        if column.type not in allowed:
+            raise ValueError(f"erasure: column {link.column!r} is {column.type}; a link is matched on "
+                             f"{' or '.join(allowed)} columns")
+        if column.type == "json" and link.before:
+            raise ValueError(f"erasure: column {link.column!r} is a JSON list; 'before' reads text")
+    pii = [c.name for c in columns if c.pii]
+    if pii and not links:
+        raise ValueError(f"columns {pii} are PII but no erasure link says how a row belongs to a person "
+                         f"(erasure: [{{column: ..., holds: customer_id}}] or [{{column: ..., via: <dataset>}}])")
+
+
 def _check_columns(columns: tuple[Column, ...], references: list[tuple[str, tuple[str, ...]]]) -> None:
     """No column declared twice; every column a field names (``(field, names)``) is declared."""
     names = [c.name for c in columns]
@@ -198,6 +239,16 @@ class Dataset(_Strict):
     outputs: tuple[Output, ...] = Field(min_length=1)
     # the first interval with data (history loads start here); None: the platform default, C360_START_DATE
     start_date: date | None = None
+    # how a row belongs to a person (GDPR erasure, c360.erasure); none: no row is anyone's
+    erasure: tuple[ErasureLink, ...] = ()
+    # days the lake keeps an interval's raw, stage and quarantine partitions (landing files too, for an export
+    # source) after its start (c360.retention); None: forever
+    retention_days: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _erasure(self) -> Dataset:
+        _check_erasure(self.columns, self.erasure, json_lists=False)
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> Dataset:
@@ -266,6 +317,9 @@ class DerivedOutput(_Strict):
     key: tuple[str, ...] = Field(min_length=1)
     columns: tuple[Column, ...] = Field(min_length=1)
     indexes: tuple[tuple[str, ...], ...] = ()
+    erasure: tuple[ErasureLink, ...] = ()  # as for datasets
+    # a history output: days an as-of partition is kept after its date (c360.retention); None: forever
+    retention_days: int | None = Field(None, ge=1)
 
     @model_validator(mode="after")
     def _consistent(self) -> DerivedOutput:
@@ -273,6 +327,10 @@ class DerivedOutput(_Strict):
             (f"indexes[{i}]", cols) for i, cols in enumerate(self.indexes)])
         if self.history and "as_of_date" not in self.key:
             raise ValueError("a history output's key must include as_of_date (one partition per as-of date)")
+        if self.retention_days is not None and not self.history:
+            raise ValueError("retention_days: only a history output has partitions to drop (the others hold the "
+                             "current state)")
+        _check_erasure(self.columns, self.erasure, json_lists=True)
         return self
 
     @property
@@ -295,6 +353,8 @@ class Derived(_Strict):
     transform: Transform
     outputs: tuple[DerivedOutput, ...] = Field(min_length=1)
     start_date: date | None = None  # as for datasets: the first as-of date; None: C360_START_DATE
+    # days the lake keeps a run's analytics partition (input snapshots and outputs) after its as-of date
+    retention_days: int | None = Field(None, ge=1)
 
     @property
     def first_date(self) -> date:
@@ -484,6 +544,39 @@ class Registry(_Strict):
     def _published_entries(self) -> list[tuple[str, Dataset | DerivedOutput]]:
         return [*((f"datasets.{n}", d) for n, d in self.datasets.items() if d.status == "active"),
                 *((f"derived.{d.name}.outputs.{o.name}", o) for d in self.derived.values() for o in d.outputs)]
+
+    @model_validator(mode="after")
+    def _erasure_links(self) -> Registry:
+        """A ``via`` names a dataset of this registry with its own link and a one-column business key; a
+        dataset's ``via`` target comes from the same source connection (the extract filters erased persons'
+        rows by joining it there); no circle."""
+        entries = [(f"datasets.{d.name}", d, d) for d in self.datasets.values()]
+        entries += [(f"derived.{d.name}.outputs.{o.name}", o, None) for d in self.derived.values() for o in d.outputs]
+        for where, entry, dataset in entries:
+            for link in entry.erasure:
+                if link.via is None:
+                    continue
+                target = self.datasets.get(link.via)
+                if target is None:
+                    raise ValueError(f"{where}.erasure: via {link.via!r} is no dataset of this registry")
+                if not target.erasure:
+                    raise ValueError(f"{where}.erasure: via {link.via!r}, which declares no erasure link of its own")
+                if len(target.business_key) != 1:
+                    raise ValueError(f"{where}.erasure: via {link.via!r} needs a one-column business key")
+                if dataset is not None and (target.source.system, target.source.conn_id) != (
+                        dataset.source.system, dataset.source.conn_id):
+                    raise ValueError(f"{where}.erasure: via {link.via!r} comes from another source connection; the "
+                                     f"extract filters erased persons' rows by joining it in the source")
+        for name in self.datasets:
+            seen, todo = set(), [name]
+            while todo:
+                for link in self.datasets[todo.pop()].erasure:
+                    if link.via == name:
+                        raise ValueError(f"datasets.{name}.erasure: a circle of 'via' links")
+                    if link.via and link.via not in seen:
+                        seen.add(link.via)
+                        todo.append(link.via)
+        return self
 
     def unavailable_inputs(self, d: Derived) -> list[str]:
         """Optional inputs of ``d`` a run goes without whatever is published: not active in this registry."""

@@ -41,25 +41,32 @@ def extract(ds: Dataset, interval: Interval, mode: str) -> dict[str, Any]:
     Raw is Parquet with every column as the source's text rendering (a string; NULL stays NULL, the empty
     string stays empty): PostgreSQL's CSV is parsed exactly (``c360.pgcsv``), so a value with line breaks,
     quotes or backslashes reaches the stage job as it is in the source. Typing is the stage job's work.
+
+    Rows of persons erased under GDPR stay in the source (``c360.erasure.extract_filter``): they never reach
+    the lake, whatever the interval or mode.
     """
     import pyarrow as pa
 
-    from c360 import pgcsv
+    from c360 import erasure, pgcsv
 
     uris = partition_uris(ds, interval)
     kind = "full" if mode == FULL else "interval"
     idents = {"table": ident(ds.source.table), "watermark": ident(ds.source.watermark)}
-    query = sql_file(f"extract/{kind}.sql", columns=column_list(ds.column_names), **idents)
-    count_query = sql_file(f"extract/{kind}_count.sql", **idents)
+    kept, kept_params = erasure.extract_filter(ds)
+    query = sql_file(f"extract/{kind}.sql", columns=column_list(ds.column_names), kept=kept, **idents)
+    count_query = sql_file(f"extract/{kind}_count.sql", kept=kept, **idents)
+    params = {**interval.params, **kept_params}
     target = lake.replace_partition(uris["raw"])
     schema = pa.schema([(c, pa.string()) for c in ds.column_names])
     with pg.connect(ds.source.conn_id) as conn:
         # One snapshot for the count and the copy, so the two agree.
         conn.execute("set transaction isolation level repeatable read")
         pgcsv.session_settings(conn)
-        rows = conn.execute(count_query, interval.params).fetchone()[0]
+        rows, suppressed = conn.execute(count_query, params).fetchone()
         future = conn.execute(sql_file("extract/future_count.sql", **idents), interval.params).fetchone()[0]
-        written = pgcsv.copy_to_parquet(conn, query, interval.params, schema, target)
+        written = pgcsv.copy_to_parquet(conn, query, params, schema, target)
+    if suppressed:
+        log.info("%s: %s source rows of erased persons were left out (GDPR erasure)", ds.name, suppressed)
     if written != rows:
         raise RuntimeError(f"{ds.name}: the source has {rows} rows for {lake.interval_key(interval.start)} but "
                            f"{written} were parsed from its CSV stream into {target}: rows were lost")
@@ -67,7 +74,7 @@ def extract(ds: Dataset, interval: Interval, mode: str) -> dict[str, Any]:
         log.warning("%s: %s source rows have %s after the extract time: they belong to no interval yet and are "
                     "neither extracted nor published until one covers them", ds.name, future, ds.source.watermark)
     log.info("extracted %s rows of %s (%s) into %s", rows, ds.name, mode, target)
-    return {**uris, "raw_rows": rows, "mode": mode, "future_rows": future}
+    return {**uris, "raw_rows": rows, "mode": mode, "future_rows": future, "suppressed_rows": suppressed}
 
 
 def landing_hours(ds: Dataset, interval: Interval) -> list[str]:
@@ -87,11 +94,15 @@ def extract_landing(ds: Dataset, interval: Interval) -> dict[str, Any]:
     """Copy the interval's GA export files, unchanged, into the raw partition; count their non-blank lines.
 
     A missing hour fails the task (the export is late: retries wait for it) instead of publishing nothing.
+    Lines of persons erased under GDPR are left out (``c360.erasure.landing_filter``).
     """
+    from c360 import erasure
+
     uris = partition_uris(ds, interval)
     root = lake.path(f"{settings.landing_uri()}/{ds.source.path}")
     target = lake.replace_partition(uris["raw"])
-    lines = files = 0
+    is_suppressed = erasure.landing_filter(ds)
+    lines = files = suppressed = 0
     for hour in landing_hours(ds, interval):
         folder = root / hour
         found = sorted(folder.glob("*.json")) if folder.exists() else []
@@ -100,14 +111,19 @@ def extract_landing(ds: Dataset, interval: Interval) -> dict[str, Any]:
                                     f"the GA export for this hour has not landed")
         for f in found:
             data = f.read_bytes()
+            if is_suppressed is not None:
+                data, dropped = erasure.filter_lines(data, is_suppressed)
+                suppressed += dropped
             (target / f"{hour.replace('/', '_')}_{f.name}").write_bytes(data)
             lines += sum(1 for line in data.splitlines() if line.strip())
             files += 1
     lookup = f"{root}/{ds.source.lookup}"
     if not lake.path(lookup).exists():
         raise FileNotFoundError(f"{ds.name}: lookup file {lookup} (registry source.lookup) does not exist")
+    if suppressed:
+        log.info("%s: %s export lines of erased persons were left out (GDPR erasure)", ds.name, suppressed)
     log.info("copied %s files (%s lines) of %s into %s", files, lines, ds.name, target)
-    return {**uris, "raw_rows": lines, "mode": INCREMENTAL, "lookup": lookup}
+    return {**uris, "raw_rows": lines, "mode": INCREMENTAL, "lookup": lookup, "suppressed_rows": suppressed}
 
 
 # ---- load ----------------------------------------------------------------------------------------------

@@ -60,6 +60,8 @@ def entry(tmp_path_factory):
         "business_key": ["member_id"], "version_column": "updated_at", "columns": COLUMNS,
         "transform": {"spark_job": "stage_job.py"}, "contract": str(contract),
         "outputs": [{"table": f"c360.{NAME}"}], "start_date": "2026-01-01",
+        # the email is PII: a member is a customer, by id (what the GDPR erasure removes)
+        "erasure": [{"column": "member_id", "holds": "customer_id"}],
     }
     registry = parse_registry(yaml.safe_dump(data), source="test copy")
     assert f"{NAME}_daily" in registry.dag_ids()

@@ -97,6 +97,8 @@ def test_lineage_matches_the_golden_lineage(runs, dag_id):
 
 def test_every_task_reads_or_writes_a_dataset(runs, dagbag):
     for dag_id, dag in dagbag.dags.items():
+        if "maintenance" in dag.tags:  # the lifecycle DAGs (c360.lifecycle_dags) only remove data
+            continue
         got = summary(runs, dag_id)
         for task_id in dag.task_ids:
             assert got[task_id]["events"] == ["COMPLETE", "START"], (dag_id, task_id)

@@ -1,0 +1,2 @@
+-- The rows of a table about to be dropped (for the audit trail).
+select count(*) from {table}
