@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed-$(shell cat $(REQS) | cksum | cut -d' ' -f1)
 export PYTHONPATH := $(CURDIR)/include:$(CURDIR)/include/spark
 export SODA_CORE_TELEMETRY_ENABLED := false
 
-.PHONY: install browser demo test up down psql quarantine bench bench-rfm bench-publishing lint generate
+.PHONY: install browser demo test up down psql quarantine bench bench-rfm bench-publishing lint generate erasure-request
 
 install: $(STAMP)
 
@@ -43,6 +43,9 @@ psql: install          ## psql on the warehouse; make psql SQL='select 1' runs o
 
 quarantine: install    ## quarantined rows by reason: make quarantine DATASET=orders [INTERVAL=2026-11-20T1245]
 	$(PY) -m c360.cli quarantine --dataset "$(DATASET)" $(if $(INTERVAL),--interval "$(INTERVAL)")
+
+erasure-request: install  ## file a GDPR erasure request: make erasure-request CUSTOMER=C00000042 (gdpr_erasure does it)
+	$(PY) -m c360.erasure request "$(CUSTOMER)"
 
 bench-rfm: install     ## RFM + segments: Spark job vs DuckDB, same data, results compared (prints figures)
 	$(PY) bench/rfm.py $(BENCH_ARGS)

@@ -706,8 +706,25 @@ def process(request_id: int, run_id: str | None = None, registry: Registry | Non
         lock_conn.execute("select pg_advisory_lock(hashtext(%s))", (LOCK,))
         try:
             return _process(request_id, run_id, registry)
+        except ErasureRefused as e:
+            _refuse(request_id, str(e))
+            raise
         finally:
             lock_conn.execute("select pg_advisory_unlock(hashtext(%s))", (LOCK,))
+
+
+def _refuse(request_id: int, reason: str) -> None:
+    """Record a refusal on the request (if there is one) and in the audit trail: nothing was erased."""
+    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
+        bootstrap(conn)
+        found = conn.execute(sql_file("erasure/request_get.sql"), {"id": request_id}).fetchone()
+        if found is None or found[2] == "done":
+            return
+        conn.execute(sql_file("erasure/request_refused.sql"),
+                     {"id": request_id, "counts": json.dumps({"refused": reason})})
+        warehouse.audit(conn, "erasure", f"erasure_request:{request_id}", 0,
+                        detail={"request": request_id, "subject_hash": found[1], "refused": reason})
+    log.warning("erasure request %s refused: %s", request_id, reason)
 
 
 def _process(request_id: int, run_id: str | None, registry: Registry) -> dict[str, Any]:
@@ -717,9 +734,9 @@ def _process(request_id: int, run_id: str | None, registry: Registry) -> dict[st
         if row is None:
             raise ErasureRefused(f"no erasure request {request_id}")
         customer_id, subject_hash, status, identifiers = row
-        if status == "done":
-            log.info("erasure request %s is done already", request_id)
-            return {"request": request_id, "status": "done"}
+        if status in ("done", "refused"):
+            log.info("erasure request %s is %s already", request_id, status)
+            return {"request": request_id, "status": status}
         person = Person.from_json(identifiers) if identifiers else resolve(conn, customer_id, registry)
     detail = {"request": request_id, "subject_hash": subject_hash}
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:  # one transaction: all of it, or nothing

@@ -52,9 +52,14 @@ def build_erasure_dag(*, doc_md: str | None = None) -> DAG:
 
         @task(task_id="erase_person", multiple_outputs=False, max_active_tis_per_dagrun=1)
         def erase_person(request_id: int, **context: Any) -> dict[str, Any]:
+            from airflow.sdk.exceptions import AirflowFailException
+
             from c360 import erasure
 
-            return erasure.process(request_id, run_id=context["run_id"])
+            try:
+                return erasure.process(request_id, run_id=context["run_id"])
+            except erasure.ErasureRefused as e:  # a retry would refuse again: a steward reviews the request
+                raise AirflowFailException(str(e)) from e
 
         erase_person.expand(request_id=collect_requests())
     return dag
@@ -97,9 +102,19 @@ def build_housekeeping_dag(registry: Registry | None = None, *, doc_md: str | No
 
         @task(task_id="erase_pending_requests")
         def erase_pending_requests(**context: Any) -> list[dict[str, Any]]:
+            from airflow.sdk.exceptions import AirflowFailException
+
             from c360 import erasure
 
-            return [erasure.process(rid, run_id=context["run_id"], registry=registry) for rid in erasure.pending()]
+            done, refused = [], []
+            for rid in erasure.pending():
+                try:
+                    done.append(erasure.process(rid, run_id=context["run_id"], registry=registry))
+                except erasure.ErasureRefused as e:  # the others go on; the task fails to show it
+                    refused.append(f"request {rid}: {e}")
+            if refused:
+                raise AirflowFailException("erasure requests refused (a steward reviews them): " + "; ".join(refused))
+            return done
 
         purge_lake_partitions()
         purge_history_partitions()

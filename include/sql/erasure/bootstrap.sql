@@ -9,19 +9,21 @@ create table if not exists governance.erasure_secret (
 );
 
 -- A request names a customer id in clear only while it is being processed: once done, customer_id and the
--- identifiers identity resolution joined to it are set to NULL; subject_hash (salted SHA-256) stays.
+-- identifiers identity resolution joined to it are set to NULL; subject_hash (salted SHA-256) stays. A refused
+-- request (identity resolution joins too many customers) keeps its id for the steward who reviews it.
 create table if not exists governance.erasure_requests (
     id           bigint      generated always as identity primary key,
     requested_at timestamptz not null default now(),
     requested_by text        not null default session_user,
     customer_id  text,
     subject_hash text,
-    status       text        not null default 'pending' check (status in ('pending', 'erasing', 'done')),
+    status       text        not null default 'pending'
+                             check (status in ('pending', 'erasing', 'done', 'refused')),
     identifiers  jsonb,      -- the resolved person (ids, emails, phones, linked keys) while erasing
     dag_run_id   text,
     completed_at timestamptz,
-    counts       jsonb,      -- rows removed per table and lake layer
-    check (status = 'done' or customer_id is not null),
+    counts       jsonb,      -- rows removed per table and lake layer; why it was refused
+    check (status = 'done' or customer_id is not null),  -- a request names someone until it is done
     check (status <> 'done' or (customer_id is null and identifiers is null))
 );
 

@@ -1,2 +1,2 @@
--- Requests not finished yet, oldest first.
-select id from governance.erasure_requests where status <> 'done' order by id
+-- Requests not finished yet (refused ones wait for a review), oldest first.
+select id from governance.erasure_requests where status in ('pending', 'erasing') order by id
