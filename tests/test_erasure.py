@@ -92,3 +92,34 @@ def test_batch_tables_are_attributed_to_their_registry_entry():
     assert owners["customer_daily"].name == "customer"
     assert owners["brand_monthly_full_refresh"].name == "brand"
     assert owners["customer_360_customer_profile"].table == "c360.customer_profile"
+
+
+def test_the_extract_filter_is_the_links_in_the_sources_sql(monkeypatch):
+    """A line item is left in the source when the order it belongs to is a suppressed customer's: the orders
+    source table joined there, every id compared by its salted hash; values bound, never in the SQL text."""
+    registry = load_registry()
+    monkeypatch.setattr(erasure, "suppressed", lambda: ("s4lt", {"customer_id": ["ab" * 32]}))
+    kept, params = erasure.extract_filter(registry["order_line_item"], registry)
+    text = kept.as_string(None)
+    assert text == (
+        '((exists (select 1 from "orders" as "erasure_via_0_0" where "erasure_via_0_0"."order_id" = '
+        '"order_line_item"."order_id" and (encode(sha256(convert_to(%(erasure_salt)s::text || '
+        '"erasure_via_0_0"."customer_id"::text, \'UTF8\')), \'hex\') = any(%(erasure_customer_id)s::text[])))) '
+        'is not true)')
+    assert params == {"erasure_salt": "s4lt", "erasure_customer_id": ["ab" * 32]}
+    # nobody suppressed, or a dataset no row of which is anyone's: every row is kept
+    assert erasure.extract_filter(registry["product"], registry)[0].as_string(None) == "true"
+    monkeypatch.setattr(erasure, "suppressed", lambda: ("", {}))
+    kept, params = erasure.extract_filter(registry["customer"], registry)
+    assert (kept.as_string(None), params) == ("true", {})
+
+
+def test_the_warehouse_condition_of_each_kind_of_link():
+    text, params = erasure.linked(_output("customer_profile"), PERSON)
+    assert text.as_string(None) == ('("customer_ids" ?| %(erasure_0)s::text[] or '
+                                    '"device_ids" ?| %(erasure_1)s::text[])')
+    assert params == {"erasure_0": ["C00000001", "D00000007"], "erasure_1": ["V0000000042"]}
+    text, params = erasure.linked(load_registry()["web_analytics"], PERSON, columns={"session_id"})
+    assert text.as_string(None) == '(split_part("session_id", %(erasure_1_sep)s, 1) = any(%(erasure_1)s::text[]))'
+    assert params == {"erasure_1": ["V0000000042"], "erasure_1_sep": "-"}
+    assert erasure.linked(load_registry()["customer"], PERSON, columns={"other"}) == (None, {})

@@ -188,7 +188,8 @@ def arrow_mask(table: pa.Table, entry: Entry | None, person: Person, ga_lines: b
         if not pa.types.is_string(col.type) and not pa.types.is_large_string(col.type):
             col = pc.cast(col, pa.string())
         if _column_type(entry, link.column) == "json":  # a JSON list: the id as a JSON string, quotes included
-            m = functools.reduce(pc.or_, [pc.match_substring(col, json.dumps(v)) for v in values])
+            m = functools.reduce(pc.or_, [pc.match_substring(col, json.dumps(v, ensure_ascii=False))
+                                          for v in values])
         elif link.before:
             m = pc.is_in(pc.list_element(pc.split_pattern(col, link.before, max_splits=1), 0),
                          value_set=pa.array(values, pa.string()))
@@ -478,6 +479,8 @@ def lake_files(registry: Registry) -> Iterator[LakeFile]:
             if entry is None and not (part == "inputs" and kind == "csv"):  # the visitor map's snapshot
                 continue
             ga = part == "inputs" and entry is not None and entry.source.system == "ga_export"
+            if entry is not None and not entry.erasure and not ga:  # product, brand: no row is anyone's
+                continue
             yield LakeFile(uri, "analytics", f"{d.name}/{part}/{name}", entry if kind != "csv" else None, kind, ga)
 
 
