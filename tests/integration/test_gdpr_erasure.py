@@ -22,9 +22,10 @@ import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import run_succeeds, wh
 from psycopg import sql
 
-from c360 import cli, erasure, generator, lake, pg, settings
+from c360 import erasure, generator, lake, pg, settings
 from c360.registry import load_registry
 from c360.warehouse import ident
 
@@ -38,16 +39,8 @@ DATASET_DAGS = ["customer_daily", "product_weekly", "brand_weekly", "orders_ever
 VISITOR = "VERASURE0001"  # a visitor id planted for the person (the generator maps 70 % of customers)
 
 
-def _wh(query, params=None):
-    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        return conn.execute(query, params).fetchall()
-
-
 def _run(dagbag, dag_id: str, logical: datetime, **conf):
-    dr = cli.test_run(dagbag.dags[dag_id], logical, run_conf=conf or None)
-    states = {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
-    assert str(dr.state) == "success", (dag_id, states)
-    return dr
+    return run_succeeds(dagbag.dags[dag_id], logical, **conf)
 
 
 # ---- the person, planted in generated data -----------------------------------------------------------------
@@ -183,13 +176,12 @@ def _theirs(idents: dict[str, set[str]]) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def loaded(platform, dagbag):
+def loaded(fresh_warehouse, dagbag):
     data = generator.generate(SCALE)
     person = _pick_and_plant(data)
     root = lake.local_path(settings.lake_uri())
     for layer in (*lake.LAYERS, "landing"):
         shutil.rmtree(root / layer, ignore_errors=True)
-    cli.reset_warehouse()
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
         conn.execute("drop table if exists governance.erasure_requests, governance.erasure_suppression, "
                      "governance.erasure_secret")
@@ -253,16 +245,16 @@ def test_every_table_lost_exactly_the_persons_rows(erased):
         t: n for t, n in theirs.items() if n}
     assert all(after[t] > 0 for t in after)  # everyone else is still there
     # every as-of partition of the history lost the person's rows, none went
-    assert _wh("select count(distinct as_of_date) from c360.rfm_history")[0][0] == 2
+    assert wh("select count(distinct as_of_date) from c360.rfm_history")[0][0] == 2
 
 
 def test_the_request_and_the_audit_trail_keep_counts_and_a_hash_only(erased):
     person, idents, _, theirs, dr = erased
-    ((rid, status, cid, identifiers, subject_hash, counts),) = _wh(
+    ((rid, status, cid, identifiers, subject_hash, counts),) = wh(
         "select id, status, customer_id, identifiers, subject_hash, counts from governance.erasure_requests")
     assert (status, cid, identifiers) == ("done", None, None) and re.fullmatch(r"[0-9a-f]{64}", subject_hash)
     assert counts["identifiers"]["customer_ids"] == 2 and counts["warehouse"]["c360.orders"] == theirs["c360.orders"]
-    entries = _wh("select subject, rows, detail, dag_id, dag_run_id from governance.audit_log where action = "
+    entries = wh("select subject, rows, detail, dag_id, dag_run_id from governance.audit_log where action = "
                   "'erasure' and detail->>'request' = %s", (str(rid),))
     by_subject = {s: r for s, r, *_ in entries}
     for table, n in theirs.items():
@@ -275,7 +267,7 @@ def test_the_request_and_the_audit_trail_keep_counts_and_a_hash_only(erased):
     assert all(d["subject_hash"] == subject_hash and dag == "gdpr_erasure" and run == dr.run_id
                for _, _, d, dag, run in entries)
     # the suppression list holds hashes of both customer ids and the visitor ids
-    kinds = dict(_wh("select kind, count(*) from governance.erasure_suppression group by kind"))
+    kinds = dict(wh("select kind, count(*) from governance.erasure_suppression group by kind"))
     assert kinds == {"customer_id": 2, "visitor_id": len(idents["visitor_ids"])}
 
 
@@ -347,8 +339,8 @@ def test_a_redelivered_ga_export_and_a_customer_360_rerun_stay_clean(erased, dag
         assert lake_traces(patterns, skip=("landing/",)) == {}
     finally:
         landing.write_bytes(erased_file)
-    profiles = _wh("select count(*) from c360.customer_profile")[0][0]
+    profiles = wh("select count(*) from c360.customer_profile")[0][0]
     _run(dagbag, "customer_360_daily", END)
-    assert _wh("select count(*) from c360.customer_profile")[0][0] == profiles
+    assert wh("select count(*) from c360.customer_profile")[0][0] == profiles
     assert warehouse_traces(patterns) == {}
     assert lake_traces(patterns) == {}

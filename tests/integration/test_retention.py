@@ -13,19 +13,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from helpers import run_succeeds, wh
 
-from c360 import cli, lake, lifecycle_dags, pg, settings, warehouse
+from c360 import lake, lifecycle_dags, pg, settings, warehouse
 from c360.registry import REGISTRY_FILE, load_registry, parse_registry
 
 pytestmark = pytest.mark.integration
 
 RUN_END = datetime(2026, 11, 21, 5, 30, tzinfo=UTC)  # the housekeeping run's interval end: "now"
 OLD, RECENT = datetime(2026, 11, 10, tzinfo=UTC), datetime(2026, 11, 20, tzinfo=UTC)
-
-
-def _wh(query, params=None):
-    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        return conn.execute(query, params).fetchall()
 
 
 def _short_registry():
@@ -49,9 +45,8 @@ def _partition(uri: str, rows: int, extra: tuple[str, ...] = ()) -> None:
 
 
 @pytest.fixture(scope="module")
-def purged(platform):
+def purged(fresh_warehouse):
     registry = _short_registry()
-    cli.reset_warehouse()
     root = lake.local_path(settings.lake_uri())
     for layer in (*lake.LAYERS, "landing"):
         shutil.rmtree(root / layer, ignore_errors=True)
@@ -88,11 +83,7 @@ def purged(platform):
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
         conn.autocommit = True
         conn.execute("analyze staging.orders_every_15_minutes__20261101t0000")
-    dag = lifecycle_dags.build_housekeeping_dag(registry)
-    dr = cli.test_run(dag, RUN_END)
-    states = {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
-    assert str(dr.state) == "success", states
-    return dr
+    return run_succeeds(lifecycle_dags.build_housekeeping_dag(registry), RUN_END)
 
 
 def _exists(uri: str) -> bool:
@@ -115,18 +106,18 @@ def test_lake_partitions_past_retention_go_and_recent_ones_stay(purged):
 
 def test_history_partitions_past_retention_go(purged):
     # rfm keeps 10 days before 2026-11-21 05:30: the as-of dates before 2026-11-11 go
-    assert _wh("select as_of_date, count(*) from c360.rfm_history group by 1 order by 1") == [(date(2026, 11, 20), 4)]
+    assert wh("select as_of_date, count(*) from c360.rfm_history group by 1 order by 1") == [(date(2026, 11, 20), 4)]
     # segment membership keeps 730 days: every partition stays
-    assert _wh("select count(distinct as_of_date) from c360.segment_membership_history")[0][0] == 3
+    assert wh("select count(distinct as_of_date) from c360.segment_membership_history")[0][0] == 3
 
 
 def test_stale_batch_tables_go(purged):
-    left = {t for (t,) in _wh("select table_name from information_schema.tables where table_schema = 'staging'")}
+    left = {t for (t,) in wh("select table_name from information_schema.tables where table_schema = 'staging'")}
     assert left == {"customer_daily__20261120t0000", "orders_every_15_minutes__20261101t0000"}
 
 
 def test_every_drop_is_audited_with_its_counts(purged):
-    entries = {s: (rows, detail) for s, rows, detail in _wh(
+    entries = {s: (rows, detail) for s, rows, detail in wh(
         "select subject, rows, detail from governance.audit_log where action = 'retention_purge' and dag_run_id = %s",
         (purged.run_id,))}
     assert set(entries) == {"lake:raw/customer", "lake:stage/customer", "lake:quarantine/customer",
@@ -143,9 +134,8 @@ def test_every_drop_is_audited_with_its_counts(purged):
 
 
 def test_a_rerun_finds_nothing_more_to_drop(purged):
-    dr = cli.test_run(lifecycle_dags.build_housekeeping_dag(_short_registry()), RUN_END)
-    assert str(dr.state) == "success"
-    assert _wh("select count(*) from governance.audit_log where action = 'retention_purge' and dag_run_id = %s",
+    dr = run_succeeds(lifecycle_dags.build_housekeeping_dag(_short_registry()), RUN_END)
+    assert wh("select count(*) from governance.audit_log where action = 'retention_purge' and dag_run_id = %s",
                (dr.run_id,)) == [(0,)]
 
 
@@ -167,7 +157,7 @@ def test_audit_entries_cannot_be_changed_by_any_role(purged):
         with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
             conn.execute("revoke all on schema governance from c360_retention_test_other; "
                          "drop role c360_retention_test_other")
-    assert _wh("select count(*) from governance.audit_log where action = 'retention_purge'")[0][0] >= 7
+    assert wh("select count(*) from governance.audit_log where action = 'retention_purge'")[0][0] >= 7
 
 
 def test_the_real_registry_keeps_this_data(purged):
