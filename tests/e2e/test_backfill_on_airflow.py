@@ -70,8 +70,9 @@ def test_backfills_create_one_run_per_interval_and_all_succeed(backfilled):
 def test_clearing_a_task_reruns_it_and_changes_no_published_row(backfilled):
     api, runs = backfilled
     customer, web = load_registry()["customer"], load_registry()["web_analytics"]
-    windows = {customer: (DAILY[1], DAILY[2] + timedelta(days=1)), web: (HOURLY[1], HOURLY[2] + timedelta(hours=1))}
-    before = {ds.name: _interval_checksum(ds, *w) for ds, w in windows.items()}
+    windows = [(customer, (DAILY[1], DAILY[2] + timedelta(days=1))),
+               (web, (HOURLY[1], HOURLY[2] + timedelta(hours=1)))]
+    before = {ds.name: _interval_checksum(ds, *w) for ds, w in windows}
     assert all(rows > 0 and rows == keys for rows, keys, _ in before.values()), before
 
     target = next(r for r in runs[DAILY[0]] if r["run_type"] == "backfill")
@@ -90,7 +91,7 @@ def test_clearing_a_task_reruns_it_and_changes_no_published_row(backfilled):
     wait("the cleared run to succeed again", rerun_done, poll=5)
     upstream = api.tasks(DAILY[0], target["dag_run_id"])["extract_to_raw"]
     assert upstream["try_number"] == 1  # only the cleared task and its downstream ran again
-    after = {ds.name: _interval_checksum(ds, *w) for ds, w in windows.items()}
+    after = {ds.name: _interval_checksum(ds, *w) for ds, w in windows}
     assert after == before
     for ds in load_registry().active():
         assert duplicate_keys(ds) == 0, ds.name

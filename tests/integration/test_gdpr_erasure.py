@@ -254,8 +254,10 @@ def test_the_request_and_the_audit_trail_keep_counts_and_a_hash_only(erased):
         "select id, status, customer_id, identifiers, subject_hash, counts from governance.erasure_requests")
     assert (status, cid, identifiers) == ("done", None, None) and re.fullmatch(r"[0-9a-f]{64}", subject_hash)
     assert counts["identifiers"]["customer_ids"] == 2 and counts["warehouse"]["c360.orders"] == theirs["c360.orders"]
+    # request ids restart with the module's fresh request table; the audit trail is append-only and keeps the
+    # entries of other modules' requests of the same id: this run's are the ones of its DAG run
     entries = wh("select subject, rows, detail, dag_id, dag_run_id from governance.audit_log where action = "
-                  "'erasure' and detail->>'request' = %s", (str(rid),))
+                  "'erasure' and detail->>'request' = %s and dag_run_id = %s", (str(rid), dr.run_id))
     by_subject = {s: r for s, r, *_ in entries}
     for table, n in theirs.items():
         assert by_subject[table] == n, table
