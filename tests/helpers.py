@@ -99,3 +99,18 @@ def duplicate_keys(ds) -> int:
     """How many rows of a dataset's published table repeat a business key (0 when it has none)."""
     n, distinct, _ = key_checksum(ds)
     return n - distinct
+
+
+def reset_erasure_state() -> None:
+    """An erasure module's start: an empty lake and no erasure requests, suppressions or secret (the audit trail
+    is append-only and stays)."""
+    import shutil
+
+    from c360 import lake, pg, settings
+
+    root = lake.local_path(settings.lake_uri())
+    for layer in (*lake.LAYERS, "landing"):
+        shutil.rmtree(root / layer, ignore_errors=True)
+    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
+        conn.execute("drop table if exists governance.erasure_requests, governance.erasure_suppression, "
+                     "governance.erasure_secret")

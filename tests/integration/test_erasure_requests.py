@@ -5,13 +5,12 @@ nothing; a request identity resolution would widen to too many customers is refu
 from __future__ import annotations
 
 import io
-import shutil
 from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers import run_dag, wh
+from helpers import reset_erasure_state, run_dag, wh
 
 from c360 import erasure, lake, pg, settings, warehouse
 from c360.registry import load_registry
@@ -31,12 +30,8 @@ def seeded(fresh_warehouse):
     """Customers C1 and C2 are one person (one email in two cases); C3 and the 101 customers sharing one
     placeholder email are others. C1 and C3 have an order with a line each; C2 a web visitor."""
     registry = load_registry()
-    root = lake.local_path(settings.lake_uri())
-    for layer in (*lake.LAYERS, "landing"):
-        shutil.rmtree(root / layer, ignore_errors=True)
+    reset_erasure_state()
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        conn.execute("drop table if exists governance.erasure_requests, governance.erasure_suppression, "
-                     "governance.erasure_secret")
         for name in ("customer", "orders", "order_line_item"):
             warehouse.ensure_table(conn, registry[name])
         customers = [("C1", "ann@mail.example"), ("C2", " ANN@mail.example"), ("C3", "bob@mail.example")]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -22,7 +21,7 @@ import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers import run_succeeds, wh
+from helpers import reset_erasure_state, run_succeeds, wh
 from psycopg import sql
 
 from c360 import erasure, generator, lake, pg, settings
@@ -179,12 +178,7 @@ def _theirs(idents: dict[str, set[str]]) -> dict[str, int]:
 def loaded(fresh_warehouse, dagbag):
     data = generator.generate(SCALE)
     person = _pick_and_plant(data)
-    root = lake.local_path(settings.lake_uri())
-    for layer in (*lake.LAYERS, "landing"):
-        shutil.rmtree(root / layer, ignore_errors=True)
-    with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        conn.execute("drop table if exists governance.erasure_requests, governance.erasure_suppression, "
-                     "governance.erasure_secret")
+    reset_erasure_state()
     generator.load_sources(data)
     generator.write_landing(data)
     from croniter import croniter
