@@ -24,7 +24,7 @@ $(STAMP): $(REQS)
 	rm -f $(VENV)/.installed-* && touch $@
 
 demo: install          ## generate sources, run every DAG for the demo interval, print a summary
-	$(PY) -m c360.cli demo
+	@$(PY) -m c360.cli demo
 
 test: install browser  ## the test suite (.ci/run calls this)
 	$(PY) -m pytest $(PYTEST_ARGS)

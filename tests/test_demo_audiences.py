@@ -37,7 +37,7 @@ def _demo_interval(schedule: str, run_after: datetime) -> tuple[datetime, dateti
 def test_every_seed_audience_has_members_in_the_demo(spark, tmp_path):
     from pyspark.sql import functions as F
 
-    scale = cli.demo_scale(cli.build_parser().parse_args(["demo"]))
+    scale = cli.demo_scale()
     data = generator.generate(scale)
     registry = load_registry()
     derived = registry.derived["customer_360"]

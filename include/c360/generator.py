@@ -32,15 +32,14 @@ The same seed and scale produce the same data (tested): every random draw comes 
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
+import typer
 
 from c360 import settings
 
@@ -157,13 +156,10 @@ def _pick(rng: np.random.Generator, mask_rate: float, n: int, enabled: bool) -> 
 
 
 def _progress(label: str, done: int, total: int) -> None:
-    if total >= 200_000 and sys.stderr.isatty():
-        width = 30
-        filled = int(width * done / max(total, 1))
-        sys.stderr.write(f"\r{label:<18} [{'#' * filled}{'.' * (width - filled)}] {done:,}/{total:,}")
-        if done >= total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
+    if total >= 200_000:  # a bar for the long loops (c360.progress draws it inside `make demo`'s session)
+        from c360 import progress
+
+        progress.advance(label, done, total)
 
 
 def generate(scale: Scale) -> Generated:
@@ -719,31 +715,36 @@ def deliver_late() -> dict[str, int]:
     return moved
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m c360.generator", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    gen = sub.add_parser("generate", help="recreate and fill the source systems and the landing zone")
-    defaults = Scale()
-    for name in ("customers", "days", "orders_per_day", "sessions_per_hour", "ga_days", "seed"):
-        gen.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(defaults, name))
-    gen.add_argument("--end", default=defaults.end, help="last generated day, YYYY-MM-DD")
-    gen.add_argument("--no-defects", action="store_true", help="generate clean data")
-    sub.add_parser("deliver-late", help="insert the held-back late-arriving OLTP rows")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+cli = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help=__doc__.split("\n\n")[0])
+_DEFAULTS = Scale()
+
+
+@cli.command("generate")
+def generate_command(customers: int = _DEFAULTS.customers, days: int = _DEFAULTS.days,
+                     orders_per_day: int = _DEFAULTS.orders_per_day,
+                     sessions_per_hour: int = _DEFAULTS.sessions_per_hour, ga_days: int = _DEFAULTS.ga_days,
+                     seed: int = _DEFAULTS.seed,
+                     end: Annotated[str, typer.Option(help="last generated day, YYYY-MM-DD")] = _DEFAULTS.end,
+                     no_defects: Annotated[bool, typer.Option("--no-defects", help="generate clean data")] = False,
+                     ) -> None:
+    """Recreate and fill the source systems and the landing zone."""
     settings.apply_runtime_env()
-    if args.command == "deliver-late":
-        print(json.dumps(deliver_late()))
-        return 0
-    scale = Scale(customers=args.customers, days=args.days, orders_per_day=args.orders_per_day,
-                  sessions_per_hour=args.sessions_per_hour, ga_days=args.ga_days, end=args.end, seed=args.seed,
-                  defects=not args.no_defects)
+    scale = Scale(customers=customers, days=days, orders_per_day=orders_per_day, sessions_per_hour=sessions_per_hour,
+                  ga_days=ga_days, end=end, seed=seed, defects=not no_defects)
     data = generate(scale)
     counts = load_sources(data)
     files = write_landing(data)
     print(json.dumps({"rows": counts, "ga_files": files, "defects": data.defects}))
-    return 0
+
+
+@cli.command("deliver-late")
+def deliver_late_command() -> None:
+    """Insert the held-back late-arriving OLTP rows."""
+    settings.apply_runtime_env()
+    print(json.dumps(deliver_late()))
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    cli(prog_name="python -m c360.generator")

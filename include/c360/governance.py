@@ -776,6 +776,8 @@ def show_customer(customer_id: str | None = None) -> str:
     policy_columns = list(dict.fromkeys(p.column for p in g.row_policies))
     shown = [c for c in subject.columns if c.pii or c.name == g.subject.key or c.name in policy_columns]
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
+        if not conn.execute("select to_regclass(%s) is not null", (subject.table,)).fetchone()[0]:
+            return f"No customer to show: {subject.table} is not published."
         apply(conn)
         if customer_id is None:  # one every row policy lets through, so every role has something to show
             where = sql.SQL(" and ").join(sql.SQL("{}::text = any(%s)").format(sql.Identifier(c))
@@ -811,14 +813,13 @@ def show_customer(customer_id: str | None = None) -> str:
     width = max(len("customers it reads"), *(len(c.name) for c in shown)) + 3
     cols = [max(len(r), *(len(seen[r][c.name]) for c in shown)) + 2 for r in roles]
     lines = [f"One customer ({g.subject.key} {customer_id}) as each role sees it, each read as that role "
-             f"(make psql ROLE=<role> SQL=...):", "",
-             "column".ljust(width) + "".join(r.ljust(w) for r, w in zip(roles, cols, strict=True))]
-    for c in shown:
-        lines.append((c.name + (" *" if c.pii else "")).ljust(width)
-                     + "".join(seen[r][c.name].ljust(w) for r, w in zip(roles, cols, strict=True)))
-    lines.append("customers it reads".ljust(width) + "".join(visible[r].ljust(w) for r, w in zip(roles, cols,
-                                                                                                   strict=True)))
-    lines += ["", "* PII (registry). Each role reads: " + "; ".join(
+             f"(make psql ROLE=<role> SQL=...):",
+             ("column".ljust(width) + "".join(r.ljust(w) for r, w in zip(roles, cols, strict=True))).rstrip()]
+    rows = [(c.name + (" *" if c.pii else ""), {r: seen[r][c.name] for r in roles}) for c in shown]
+    for name, values in [*rows, ("customers it reads", visible)]:
+        lines.append((name.ljust(width) + "".join(values[r].ljust(w) for r, w in zip(roles, cols, strict=True)))
+                     .rstrip())
+    lines += ["* PII (registry). Each role reads: " + "; ".join(
         f"{r.name} {relation_of(g, r, subject.table)}" for r in g.roles.values())]
     return "\n".join(lines)
 

@@ -3,7 +3,7 @@ reports afterwards: the published tables, the quality scores, a dataset's quaran
 
 from __future__ import annotations
 
-import time
+import os
 from datetime import UTC, datetime, timedelta
 
 from c360 import settings
@@ -24,34 +24,44 @@ def reset_warehouse() -> None:
 
 
 def run_dags(logical_date: datetime, dag_ids: list[str] | None = None) -> dict[str, str]:
-    """Run each DAG once with dag.test() for the interval before ``logical_date``. Returns dag_id → state."""
+    """Run each DAG once with dag.test() for the interval before ``logical_date``, each a
+    :func:`c360.progress.step` (one line per DAG; a failed run shows its failed task's last log lines inside
+    ``progress.logged``). Returns dag_id → state."""
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(settings.DAGS_DIR))
-    if bag.import_errors:
-        raise RuntimeError(f"DAG import errors: {bag.import_errors}")
-    if not bag.dags:
-        raise RuntimeError(f"no DAGs found in {settings.DAGS_DIR}")
-    states = {}
+    from c360 import progress
     from c360.registry import load_registry
 
+    with progress.step("parse the DAGs") as parsed:
+        bag = DagBag(dag_folder=str(settings.DAGS_DIR))
+        if bag.import_errors:
+            raise RuntimeError(f"DAG import errors: {bag.import_errors}")
+        if not bag.dags:
+            raise RuntimeError(f"no DAGs found in {settings.DAGS_DIR}")
+        parsed.done(f"{len(bag.dags)} DAGs, each runs its latest interval before {logical_date:%Y-%m-%d %H:%M} UTC")
+    states: dict[str, str] = {}
     derived = {d.dag_id for d in load_registry().derived.values()}
     for dag_id in sorted(bag.dags, key=lambda i: (i in derived, i)):  # derived products after their inputs
         if dag_ids and dag_id not in dag_ids:
             continue
         failed = [d for d, s in states.items() if s != "success"]
-        if dag_id in derived and failed:
-            # its wait_for_inputs sensor would wait hours for inputs that failed
-            states[dag_id] = "skipped"
-            print(f"  {dag_id:<40} skipped: input DAGs did not succeed ({', '.join(failed)})", flush=True)
-            continue
-        started = time.monotonic()
-        dr = test_run(bag.dags[dag_id], logical_date)
-        states[dag_id] = str(dr.state)
-        if not executed_any_task(dr):
-            # Airflow reports success for a run that created no task (e.g. an interval before start_date)
-            states[dag_id] = "no task ran"
-        print(f"  {dag_id:<40} {states[dag_id]}  ({time.monotonic() - started:.0f} s)", flush=True)
+        with progress.step(dag_id) as step:
+            if dag_id in derived and failed:
+                # its wait_for_inputs sensor would wait hours for inputs that failed
+                states[dag_id] = "skipped"
+                step.fail(f"skipped: input DAGs did not succeed ({', '.join(failed)})")
+                continue
+            dr = test_run(bag.dags[dag_id], logical_date)
+            states[dag_id] = str(dr.state)
+            if not executed_any_task(dr):
+                # Airflow reports success for a run that created no task (e.g. an interval before start_date)
+                states[dag_id] = "no task ran"
+            if states[dag_id] == "success":
+                step.done("success")
+            else:
+                bad = [ti.task_id for ti in dr.get_task_instances() if ti.state == "failed"]
+                step.fail(f"{states[dag_id]}" + (f": {', '.join(bad)} failed" if bad else ""),
+                          task=bad[0] if bad else None)
     return states
 
 
@@ -82,51 +92,55 @@ def executed_any_task(dr) -> bool:
 
 
 def summary() -> str:
-    from c360 import pg
-    from c360.registry import load_registry
-
-    lines = ["", "Published tables (PostgreSQL warehouse, schema c360):"]
+    """What the demo published: each table's rows and its latest quality score, the seed's sample lens query,
+    the lineage events, where to look next (the ports are the ones ``make up`` uses)."""
     from psycopg import sql
 
+    from c360 import pg
+    from c360.registry import load_registry
     from c360.warehouse import ident
 
     registry = load_registry()
-    tables = [ds.output.table for ds in registry.active()]
-    tables += [o.table for d in registry.derived.values() for o in d.outputs]
+    tables = [(ds.name, ds.output.table) for ds in registry.active()]
+    tables += [(o.name, o.table) for d in registry.derived.values() for o in d.outputs]
+    lines = ["", f"{'published table (PostgreSQL, schema c360)':<44} {'rows':>9}   quality score (checks passed/warned/failed)"]
     with pg.connect(settings.WAREHOUSE_CONN_ID) as conn:
-        for table in tables:
-            exists = conn.execute("select to_regclass(%s) is not null", (table,)).fetchone()[0]
-            if not exists:
-                lines.append(f"  {table:<34} not published")
+        scores = {row[0]: row[1:] for row in conn.execute(
+            "select distinct on (dataset) dataset, score, checks_passed, checks_warned, checks_failed "
+            "from quality.dataset_scores order by dataset, scored_at desc").fetchall()}
+        for name, table in tables:
+            score = scores.get(name)
+            quality = f"{score[0]!s:>6}  {score[1]}/{score[2]}/{score[3]}" if score else "     —  not scored"
+            if not conn.execute("select to_regclass(%s) is not null", (table,)).fetchone()[0]:
+                lines.append(f"  {table:<42} {'not published':>9}   {quality}")
                 continue
             n = conn.execute(sql.SQL("select count(*) from {}").format(ident(table))).fetchone()[0]
-            lines.append(f"  {table:<34} {n:>10,} rows")
+            lines.append(f"  {table:<42} {n:>9,}   {quality}")
         if conn.execute("select to_regclass('c360.lens_segment_customers') is not null").fetchone()[0]:
-            lines += ["", "Seed 002 sample lens query (customers in California per segment):"]
-            for total, segment in conn.execute(
-                    "select total_customers, segment_name from c360.lens_segment_customers "
-                    "where state = 'California' order by total_customers desc").fetchall():
-                lines.append(f"  {total:>8,}  {segment}")
-        lines += ["", "Quality scores (latest run per dataset; 100 * passed / evaluated checks):"]
-        rows = conn.execute(
-            "select distinct on (dataset) dataset, score, checks_passed, checks_warned, checks_failed, "
-            "interval_start from quality.dataset_scores order by dataset, scored_at desc"
-        ).fetchall()
-        for dataset, score, passed, warned, failed, start in rows:
-            lines.append(f"  {dataset:<20} {score!s:>6}  passed {passed}, warned {warned}, failed {failed}"
-                         f"  (interval from {start:%Y-%m-%d %H:%M})")
+            rows = conn.execute("select total_customers, segment_name from c360.lens_segment_customers "
+                                "where state = 'California' order by total_customers desc").fetchall()
+            lines += ["", "Seed 002 sample lens query, customers in California per segment:"]
+            lines += _wrap([f"{segment} {total:,}" for total, segment in rows], "  ", " · ", 110)
     lineage = settings.lineage_file()
     events = sum(1 for _ in lineage.open()) if lineage.exists() else 0
+    port = os.environ.get("C360_API_PORT", "8080")
     lines += [
         "",
-        f"Lineage: {events} OpenLineage events in {lineage}",
-        "",
-        "Next:",
-        "  make psql SQL='select * from quality.check_results order by checked_at desc limit 20'",
-        f"  lake (raw, stage, quarantine): {settings.lake_uri()}",
-        "  make up   # the Airflow UI on http://127.0.0.1:8080",
+        f"Lineage: {events} OpenLineage events in {lineage}; lake: {settings.lake_uri()}",
+        f"Next: make up (the Airflow UI on http://127.0.0.1:{port}) · make psql SQL='select * from quality.check_results' "
+        "· make quarantine DATASET=customer",
     ]
     return "\n".join(lines)
+
+
+def _wrap(items: list[str], indent: str, sep: str, width: int) -> list[str]:
+    lines, line = [], ""
+    for item in items:
+        if line and len(indent) + len(line) + len(sep) + len(item) > width:
+            lines.append(indent + line)
+            line = ""
+        line = f"{line}{sep}{item}" if line else item
+    return [*lines, indent + line] if line else lines
 
 
 def quarantine_report(dataset: str, interval: str | None = None, limit: int = 50) -> str:
