@@ -367,8 +367,7 @@ def main(argv: list[str] | None = None) -> int:
             bootstrap_at = day_end - timedelta(days=1)
             tabular = sorted(d for d in bag.dags if d not in derived and not d.endswith("_full_refresh")
                              and "maintenance" not in bag.dags[d].tags)  # the lifecycle DAGs load nothing
-            progress.say("\nBootstrap: each dataset's first run loads its whole history (web analytics has no history)",
-                  flush=True)
+            progress.say("\nBootstrap: each dataset's first run loads its whole history (web analytics has no history)")
             boot = {}
             for dag_id in tabular:
                 if dag_id.startswith("web_analytics"):

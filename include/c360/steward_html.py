@@ -1,5 +1,6 @@
 """The steward page's pages: what :mod:`c360.steward` finds, as HTML (Jinja2 templates in ``templates/steward``)
-with trend charts, inline SVG drawn here (axis, values, one mark per attempt, gaps where no run was scored)."""
+with trend charts, inline SVG (``trend.svg``; its geometry computed here: axis, values, one mark per attempt, gaps
+where no run was scored)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ MARKS = {"published": "published", "blocked": "blocked", "not_published": "not-p
 def _env():
     from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html"]),
+    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html", "svg"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.globals.update(when=steward.when, score=steward._score, STATES=steward.STATES, quote=_quote,
                        failing_rows=steward.failing_rows, number=number, date_only=date_only)
@@ -89,20 +90,14 @@ def trend_svg(slots: list, *, width: int = 220, height: int = 74, value_key: str
     def y(v: float) -> float:
         return up + (1 - min(max(v, 0), top) / top) * plot_h
 
-    parts = []
-    for frac in (0, 0.5, 1):  # y axis: gridlines with values
-        gy = up + (1 - frac) * plot_h
-        parts.append(f'<line class="grid" x1="{left}" x2="{width - right}" y1="{gy:.1f}" y2="{gy:.1f}"/>'
-                     f'<text class="axis" x="{left - 4}" y="{gy + 3:.1f}" text-anchor="end">'
-                     f'{e(_short(top * frac))}</text>')
-    parts.append(f'<line class="axis-line" x1="{left}" x2="{width - right}" y1="{up + plot_h}" y2="{up + plot_h}"/>')
+    grid = [{"y": up + (1 - frac) * plot_h, "label": _short(top * frac)} for frac in (0, 0.5, 1)]
     picks = sorted({0, n - 1} | ({round(k * (n - 1) / (labels - 1)) for k in range(labels)} if labels > 2 else set()))
+    ticks = []
     for i in picks:  # x axis: interval ends
         anchor = "start" if i == 0 and n > 1 else "end" if i == n - 1 and n > 1 else "middle"
-        xx = left if anchor == "start" else width - right if anchor == "end" else x(i)
-        parts.append(f'<text class="axis" x="{xx:.1f}" y="{height - 4}" text-anchor="{anchor}">'
-                     f'{e(_tick(slots[i].end, subdaily))}</text>')
-    marks: list[str] = []
+        ticks.append({"x": left if anchor == "start" else width - right if anchor == "end" else x(i),
+                      "anchor": anchor, "text": _tick(slots[i].end, subdaily)})
+    marks: list[dict[str, Any]] = []
     segments: list[list[str]] = [[]]
     gaps = blocked = 0
     last_point = None
@@ -113,38 +108,36 @@ def trend_svg(slots: list, *, width: int = 220, height: int = 74, value_key: str
             note = (f"no run for {s.skipped} intervals up to {_tick(s.end, True)} UTC" if s.skipped
                     else f"no run for the interval ending {_tick(s.end, True)} UTC")
             band = plot_w / n
-            marks.append(f'<rect class="gap" x="{x(i) - band / 2:.1f}" y="{up}" width="{band:.1f}" '
-                         f'height="{plot_h}"><title>{e(note)}</title></rect>')
+            marks.append({"kind": "gap", "x": x(i) - band / 2, "w": band, "title": note})
             continue
         m = len(s.attempts)
         for k, a in enumerate(s.attempts):
             v = a.get(value_key)
             outcome = a.get("outcome", "published")
             blocked += outcome == "blocked"
-            ax = x(i) + (k - (m - 1) / 2) * 5
             label = (f"{_tick(s.end, True)} UTC · {a.get('dag_run_id', '')} · attempt {a.get('attempt', 1)} · "
                      f"{what} {_short(v) if v is not None else 'none'}{unit} · {outcome.replace('_', ' ')}")
+            ax = x(i) + (k - (m - 1) / 2) * 5
             if v is None:
-                marks.append(f'<g class="gap unscored"><title>{e(label)}</title>'
-                             f'<circle cx="{ax:.1f}" cy="{up + plot_h:.1f}" r="2.5"/></g>')
-                continue
-            marks.append(f'<circle class="pt {MARKS.get(a.get("mark") or outcome, "published")}" cx="{ax:.1f}" cy="{y(v):.1f}" '
-                         f'r="3.2"><title>{e(label)}</title></circle>')
+                marks.append({"kind": "unscored", "x": ax, "title": label})
+            else:
+                marks.append({"kind": "point", "x": ax, "y": y(v), "title": label,
+                              "mark": MARKS.get(a.get("mark") or outcome, "published")})
         final = s.attempts[-1].get(value_key)
         if final is not None:
             segments[-1].append(f"{x(i):.1f},{y(final):.1f}")
             last_point = (x(i), y(final), final)
         else:
             segments.append([])
-    lines = "".join(f'<polyline class="line" points="{" ".join(seg)}"/>' for seg in segments if len(seg) > 1)
-    if last_point:
-        lx, ly, lv = last_point
-        marks.append(f'<text class="value" x="{lx + 6:.1f}" y="{ly + 4:.1f}">{e(_short(lv))}{e(unit)}</text>')
     intervals = sum(s.skipped or 1 for s in slots)
-    summary = (f"{what} trend: {runs} of {intervals} intervals scored, {gaps} without a run, {blocked} blocked attempt{'s' if blocked != 1 else ''}; latest "
-               f"{_short(last_point[2]) if last_point else 'none'}{unit}")
-    return Markup(f'<svg class="trend" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-                  f'role="img" aria-label="{e(summary)}"><title>{e(summary)}</title>{"".join(parts)}{lines}{"".join(marks)}</svg>')
+    summary = (f"{what} trend: {runs} of {intervals} intervals scored, {gaps} without a run, {blocked} blocked "
+               f"attempt{'s' if blocked != 1 else ''}; latest {_short(last_point[2]) if last_point else 'none'}{unit}")
+    value = ({"x": last_point[0] + 6, "y": last_point[1] + 4, "text": f"{_short(last_point[2])}{unit}"}
+             if last_point else None)
+    return Markup(_env().get_template("trend.svg").render(
+        width=width, height=height, left=left, right=right, top_y=up, plot_h=plot_h, baseline=up + plot_h,
+        grid=grid, ticks=ticks, marks=marks, polylines=[" ".join(seg) for seg in segments if len(seg) > 1],
+        value=value, summary=summary).strip())
 
 
 def nice_top(value: float) -> float:
