@@ -97,18 +97,21 @@ def quintile_scores(df: DataFrame, columns: dict[str, str]) -> DataFrame:
     """
     import numpy as np
 
-    n = df.count()
+    # exact integers for the driver: money as cents (decimal(18,2) → long)
+    exact = {v: (F.col(v) * 100 if isinstance(df.schema[v].dataType, T.DecimalType) else F.col(v)).cast("long")
+             for v in columns.values()}
+    # one action: the values (and so n) at once; a count() first would be a second pass over the input
+    values = df.select(*[exact[v].alias(v) for v in columns.values()]).limit(COLLECT_LIMIT + 1).toArrow()
+    n = values.num_rows
     if n == 0:
         return df.select("*", *[F.lit(None).cast("int").alias(name) for name in columns])
     if n > COLLECT_LIMIT:
+        del values
+        n = df.count()
         ranked = df
         for name, value in columns.items():
             ranked = rank_ascending(ranked, value, f"_{name}_rank", max(1, n // 50_000 + 1))
         return ranked.select(*df.columns, *[quintile(f"_{name}_rank", n).alias(name) for name in columns])
-    # exact integers for the driver: money as cents (decimal(18,2) → long)
-    exact = {v: (F.col(v) * 100 if isinstance(df.schema[v].dataType, T.DecimalType) else F.col(v)).cast("long")
-             for v in columns.values()}
-    values = df.select(*[exact[v].alias(v) for v in columns.values()]).toArrow()
     cuts = [(k * n + 4) // 5 - 1 for k in range(1, 5)]  # 0-based ceil(k*n/5) - 1
     scores = []
     for name, value in columns.items():
