@@ -107,3 +107,34 @@ def test_run_reconciles_raw_with_stage_plus_quarantine(spark, tmp_path):
     assert sorted(r.id for r in stage.collect()) == ["a", "c, with comma"]
     assert dict(stage.dtypes)["updated_at"] == "timestamp_ntz"
     assert {r._source_file for r in quarantine.collect()} == {"part-00000.parquet"}
+
+
+# ---- property: ranking only the repeated keys' rows gives what ranking every row gives --------------------
+
+import hypothesis  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_ROW = st.tuples(
+    st.sampled_from(["a", "b", "c", "d", " ", "", "a\n", 'q"x', "\\"]),  # repeated, blank and hostile keys
+    st.sampled_from(["30", "31", "x", "", None, "2147483648"]),
+    st.sampled_from(["1.5", "-0", "1e308", "nan", "", None]),
+    st.sampled_from(["2026-11-20 10:00:00", "2026-11-20 10:00:00", "2026-11-19 09:00:00", "1970-01-01 00:00:00",
+                     "2099-01-01 00:00:00", "not a time", "", None]),  # ties, decades ago, future, bad
+)
+
+
+@hypothesis.settings(max_examples=6, derandomize=True, deadline=None, database=None)
+@hypothesis.given(st.lists(_ROW, min_size=1, max_size=25))
+@hypothesis.example([("a", "30", "1", "2026-11-20 10:00:00"), ("a", "31", "1", "2026-11-20 10:00:00"),
+                     ("a", "x", "1", "2099-01-01 00:00:00"), ("b", "1", "", "1970-01-01 00:00:00"),
+                     ("b", "2", "nan", "2026-11-19 09:00:00"), ("c", "", None, "")])
+def test_ranking_repeated_keys_only_equals_ranking_every_row(spark, rows):
+    df = _raw(spark, rows)
+
+    def rows_of(stage, quarantine):
+        # compared as repr: NaN, a valid double, is not equal to itself
+        return sorted(repr(tuple(r)) for r in stage.collect()), sorted(repr(tuple(r)) for r in quarantine.collect())
+
+    everything = rows_of(*stage_job.split(df, COLUMNS, ["id"], "updated_at"))
+    keys = stage_job.repeated(df, COLUMNS, ["id"])
+    assert rows_of(*stage_job.split(df, COLUMNS, ["id"], "updated_at", keys)) == everything
