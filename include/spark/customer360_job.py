@@ -36,6 +36,7 @@ import base64
 import json
 import sys
 from datetime import datetime
+from functools import reduce
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -187,21 +188,30 @@ def rfm(orders: DataFrame, as_of: datetime, settings: dict, rfm_segments: list[d
     )
 
 
+def _stacked(stats: DataFrame, names: list[str]) -> DataFrame:
+    """customer_id × metric → value from one column per metric (NULL: the customer has no value)."""
+    stacked = F.explode(F.array(*[F.struct(F.lit(k).alias("metric"), F.col(k).alias("value")) for k in names]))
+    return stats.select("customer_id", stacked.alias("m")).select("customer_id", "m.metric", "m.value") \
+        .filter(F.col("value").isNotNull())
+
+
 def audience_metrics(orders: DataFrame, items: DataFrame, product: DataFrame, web: DataFrame, as_of: datetime,
-                     metrics: dict, excluded: list[str], stats: DataFrame | None = None) -> DataFrame:
+                     metrics: dict, excluded: list[str], stats: DataFrame | None = None,
+                     lines: DataFrame | None = None) -> DataFrame:
     """customer_id × metric name → value (order-based metrics from ``stats`` when given: :func:`order_stats`
-    with these metrics, so the orders are aggregated once for RFM and audiences)."""
+    with these metrics, so the orders are aggregated once for RFM and audiences; item metrics from ``lines``
+    when given: :func:`line_stats`)."""
     frames = []
     order_metrics = {k: m for k, m in metrics.items() if m["kind"] in ORDER_METRIC_KINDS}
     if order_metrics:
         if stats is None:
             stats = order_stats(orders, as_of, {"window_days": 1, "excluded_statuses": excluded}, order_metrics)
-        stacked = F.explode(F.array(*[F.struct(F.lit(k).alias("metric"), F.col(k).alias("value"))
-                                      for k in order_metrics]))
-        frames.append(stats.select("customer_id", stacked.alias("m"))
-                      .select("customer_id", "m.metric", "m.value").filter(F.col("value").isNotNull()))
+        frames.append(_stacked(stats, list(order_metrics)))
+    item_metrics = [k for k, m in metrics.items() if m["kind"] == "items_in_categories"]
+    if lines is not None and item_metrics:
+        frames.append(_stacked(lines, item_metrics))
     for name, m in metrics.items():
-        if name in order_metrics:
+        if name in order_metrics or (lines is not None and name in item_metrics):
             continue
         bought = purchases(orders, as_of, excluded, m["window_days"]).filter(F.col("customer_id").isNotNull())
         if m["kind"] == "items_in_categories":
@@ -241,6 +251,65 @@ def segment_membership(metrics: DataFrame, audiences: list[dict], rfm_rows: Data
     rfm_members = rfm_rows.select(F.col("rfm_segment").alias("segment_name"), "customer_id",
                                   F.lit("rfm").alias("segment_type"))
     return members.unionByName(rfm_members).select(F.lit(as_of.date()).alias("as_of_date"), "*")
+
+
+def purchase_lines(bought: DataFrame, items: DataFrame, product: DataFrame) -> DataFrame:
+    """The line items of the purchases ``bought``, with the product's category (lines of unknown products
+    are left out, as the metrics and favourites define)."""
+    return bought.select("order_id", "customer_id", "order_date") \
+        .join(items.select("order_id", "product_id", "qty"), "order_id") \
+        .join(product.select("product_id", "product_category", "product_subcategory"), "product_id")
+
+
+def line_stats(orders: DataFrame, items: DataFrame, product: DataFrame, as_of: datetime, metrics: dict,
+               excluded: list[str]) -> DataFrame:
+    """Per customer, one column per ``items_in_categories`` metric: the quantity of the lines in its categories
+    (by category or subcategory) of purchases in its window (NULL: no such line; customers without a line in
+    any window are absent)."""
+    item_metrics = {k: m for k, m in metrics.items() if m["kind"] == "items_in_categories"}
+    if not item_metrics:
+        return orders.sparkSession.createDataFrame([], "customer_id string")
+    widest = max(m["window_days"] for m in item_metrics.values())
+    bought = purchases(orders, as_of, excluded, widest).filter(F.col("customer_id").isNotNull())
+    aggs = []
+    for name, m in item_metrics.items():
+        cats = m["categories"]
+        match = (F.col("order_date") >= _lit_ts(as_of) - F.make_dt_interval(days=F.lit(m["window_days"]))) & (
+            F.col("product_category").isin(*cats) | F.col("product_subcategory").isin(*cats))
+        aggs.append(F.sum(F.when(match, F.coalesce("qty", F.lit(0)))).cast("double").alias(name))
+    return purchase_lines(bought, items, product).groupBy("customer_id").agg(*aggs)
+
+
+def purchase_summary(orders: DataFrame, as_of: datetime, excluded: list[str]) -> DataFrame:
+    """Per customer with a purchase before ``as_of`` (ever): purchases, spend, last purchase instant."""
+    bought = purchases(orders, as_of, excluded).filter(F.col("customer_id").isNotNull())
+    return bought.groupBy("customer_id").agg(
+        F.count(F.lit(1)).cast("int").alias("purchases"),  # order_id is the key: rows are distinct orders
+        F.sum(F.col("total_amount").cast(MONEY)).cast(MONEY).alias("spend"),
+        F.max("order_date").alias("last_purchase_ts"),
+    )
+
+
+def category_quantities(orders: DataFrame, items: DataFrame, product: DataFrame, as_of: datetime,
+                        excluded: list[str]) -> DataFrame:
+    """(customer_id, product_category) → quantity bought ever before ``as_of`` (the profile's favourites)."""
+    bought = purchases(orders, as_of, excluded).filter(F.col("customer_id").isNotNull())
+    return purchase_lines(bought, items, product).groupBy("customer_id", "product_category") \
+        .agg(F.sum("qty").alias("q"))
+
+
+def customer_state(orders: DataFrame, items: DataFrame, product: DataFrame, as_of: datetime,
+                   spec: dict) -> dict[str, DataFrame]:
+    """Every per-customer aggregate the outputs read, as of ``as_of``; each a function of the customer's own
+    orders (and their lines and products) alone, so the state of customers whose orders did not change and
+    crossed no window boundary carries over from one as-of to the next unchanged (:func:`run_incremental`)."""
+    excluded = spec["rfm"].get("excluded_statuses", [])
+    return {
+        "order_stats": order_stats(orders, as_of, spec["rfm"], spec["metrics"]),
+        "line_stats": line_stats(orders, items, product, as_of, spec["metrics"], excluded),
+        "summary": purchase_summary(orders, as_of, excluded),
+        "category_qty": category_quantities(orders, items, product, as_of, excluded),
+    }
 
 
 def orders_enriched(orders: DataFrame, items: DataFrame, product: DataFrame, brand: DataFrame,
@@ -303,9 +372,10 @@ def resolve_identities(customers: DataFrame, visitor_map: DataFrame, max_iterati
     return labels.withColumnRenamed("label", "profile_id")
 
 
-def customer_profile(customers: DataFrame, visitor_map: DataFrame, orders: DataFrame, items: DataFrame,
-                     product: DataFrame, web: DataFrame, rfm_rows: DataFrame, as_of: datetime,
-                     excluded: list[str]) -> DataFrame:
+def customer_profile(customers: DataFrame, visitor_map: DataFrame, summary: DataFrame, category_qty: DataFrame,
+                     web: DataFrame, rfm_rows: DataFrame, as_of: datetime) -> DataFrame:
+    """One row per resolved person; purchases from the per-customer :func:`purchase_summary` and
+    :func:`category_quantities` (sums over the person's customers: an order belongs to one customer)."""
     ids = resolve_identities(customers, visitor_map)
     members = customers.join(ids, "customer_id")
     survivor_w = Window.partitionBy("profile_id").orderBy(F.col("updated_at").desc_nulls_last(), "customer_id")
@@ -321,15 +391,13 @@ def customer_profile(customers: DataFrame, visitor_map: DataFrame, orders: DataF
         F.bool_and(F.coalesce("consent_analytics", F.lit(False))).alias("consent_analytics"),
         F.bool_and(F.coalesce("consent_third_party", F.lit(False))).alias("consent_third_party"),
     )
-    bought = purchases(orders, as_of, excluded).join(ids, "customer_id")
-    summary = bought.groupBy("profile_id").agg(
-        F.countDistinct("order_id").cast("int").alias("total_purchases"),
-        F.sum(F.col("total_amount").cast(MONEY)).cast(MONEY).alias("total_spend"),
-        F.to_date(F.max("order_date")).alias("last_purchase"),
+    per_profile = summary.join(ids, "customer_id").groupBy("profile_id").agg(
+        F.sum("purchases").cast("int").alias("total_purchases"),
+        F.sum("spend").cast(MONEY).alias("total_spend"),
+        F.to_date(F.max("last_purchase_ts")).alias("last_purchase"),
     ).withColumn("avg_order_value", F.round(F.col("total_spend") / F.col("total_purchases"), 2).cast(MONEY))
-    cat_qty = bought.select("profile_id", "order_id").join(items.select("order_id", "product_id", "qty"), "order_id") \
-        .join(product.select("product_id", "product_category"), "product_id") \
-        .groupBy("profile_id", "product_category").agg(F.sum("qty").alias("q"))
+    cat_qty = category_qty.join(ids, "customer_id").groupBy("profile_id", "product_category") \
+        .agg(F.sum("q").alias("q"))
     fav_w = Window.partitionBy("profile_id").orderBy(F.col("q").desc(), "product_category")
     favourites = cat_qty.withColumn("_rn", F.row_number().over(fav_w)).filter("_rn <= 2").groupBy("profile_id") \
         .agg(F.sort_array(F.collect_list(F.struct("_rn", "product_category"))).alias("_f")) \
@@ -349,7 +417,7 @@ def customer_profile(customers: DataFrame, visitor_map: DataFrame, orders: DataF
     chan_w = Window.partitionBy("profile_id").orderBy(F.col("n").desc(), "traffic_channel")
     preferred = chan.withColumn("_rn", F.row_number().over(chan_w)).filter("_rn = 1") \
         .select("profile_id", F.col("traffic_channel").alias("preferred_channel"))
-    p = survivor.join(identity, "profile_id").join(devices, "profile_id", "left").join(summary, "profile_id", "left") \
+    p = survivor.join(identity, "profile_id").join(devices, "profile_id", "left").join(per_profile, "profile_id", "left") \
         .join(favourites, "profile_id", "left").join(best_rfm, "profile_id", "left").join(web_last, "profile_id", "left") \
         .join(sessions_30, "profile_id", "left").join(preferred, "profile_id", "left")
     rfm_part = (F.coalesce(F.col("r_score") + F.col("f_score") + F.col("m_score"), F.lit(3)) - 3) / 12.0
@@ -394,37 +462,203 @@ def customer_profile(customers: DataFrame, visitor_map: DataFrame, orders: DataF
     )
 
 
-def run(spark: SparkSession, inputs: dict[str, str], as_of: datetime, spec: dict, out: str) -> dict[str, int]:
+# The state a run leaves for the next one (``--state-out``; read back by an incremental run's ``--state-in``):
+# mirrors of the large inputs (business key each), snapshots of the small ones, the per-customer aggregates
+# (:func:`customer_state`) and ``meta`` (as-of, segment spec fingerprint).
+MIRRORS = {"orders": "order_id", "order_line_item": "order_li_id", "transactions": "transaction_id"}
+SNAPSHOTS = ("product", "brand")
+STATE_TABLES = ("order_stats", "line_stats", "summary", "category_qty")
+DELETED = "_deleted"  # an incremental run's change sets: the current row of a changed key, or the key deleted
+# the columns of the small inputs that orders_enriched and the metrics read (other changes affect no output)
+PRODUCT_COLUMNS = ("product_id", "product_name", "product_category", "product_subcategory", "brand_id",
+                   "sale_price")
+BRAND_COLUMNS = ("brand_id", "brand_name", "parent_company")
+CATEGORY_COLUMNS = ("product_id", "product_category", "product_subcategory")  # what the customer state reads
+
+
+class StateMismatch(ValueError):
+    """The state given to an incremental run cannot be advanced to its as-of: a full rebuild is needed."""
+
+
+def spec_fingerprint(spec: dict) -> str:
+    import hashlib
+
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def windows(spec: dict) -> list[int]:
+    """Every window (days) an order's contribution to the per-customer state depends on."""
+    kinds = (*ORDER_METRIC_KINDS, "items_in_categories")
+    return sorted({spec["rfm"]["window_days"], *[m["window_days"] for m in spec["metrics"].values()
+                                                 if m["kind"] in kinds]})
+
+
+def _materialise(df: DataFrame, uri: str) -> DataFrame:
+    """Write ``df`` to ``uri`` and read it back: later steps read the files, not the plan (computed once)."""
+    df.write.mode("overwrite").parquet(uri)
+    return df.sparkSession.read.parquet(uri)
+
+
+def _changed_keys(before: DataFrame, after: DataFrame, columns: tuple[str, ...]) -> DataFrame:
+    """Keys (the first column) whose row in ``columns`` differs between two snapshots, added or removed."""
+    b, a = before.select(*columns), after.select(*columns)
+    return b.subtract(a).unionByName(a.subtract(b)).select(columns[0]).distinct()
+
+
+def advance_state(spark: SparkSession, changes: dict[str, DataFrame], snapshots: dict[str, DataFrame],
+                  state_in: str, state_out: str, as_of: datetime, spec: dict) -> tuple[dict, DataFrame, int]:
+    """The state as of ``as_of`` from the state of an earlier as-of and what changed since: returns
+    (new state tables, the order ids whose enriched rows are replaced, the number of customers recomputed).
+
+    ``changes``: for each mirrored input (:data:`MIRRORS`) the current row of every key changed since the
+    state was taken (``_deleted`` true: the key is gone); ``snapshots``: the small inputs in full. The
+    caller's duty: the change sets are complete (every key changed since the state's export is in them) —
+    a change missing from them stays missing from every later incremental output.
+
+    Orders whose contribution to the customer state may change: orders changed, or whose lines changed
+    (their old and new order), or with a line of a product whose category changed (or that appeared or
+    went), or placed in [previous as-of, as-of). Orders whose enriched rows are replaced: those, and orders
+    whose payments changed (old and new order) or with a line of a product whose enriched columns or brand
+    changed. Customers recomputed: the old and new customer of the first kind, and the customers of orders
+    crossing a window's start (``windows``) between the two as-of dates; every other customer's aggregates
+    are functions of unchanged orders over unchanged windows, so they carry over.
+    """
+    meta = spark.read.parquet(f"{state_in}/meta").collect()
+    if len(meta) != 1:
+        raise StateMismatch(f"{state_in}/meta: expected one row, found {len(meta)}")
+    t0, fingerprint = meta[0]["as_of"], meta[0]["spec"]
+    if fingerprint != spec_fingerprint(spec):
+        raise StateMismatch(f"{state_in} was built with another segments spec ({fingerprint}, this run: "
+                            f"{spec_fingerprint(spec)}): run a full rebuild")
+    if not t0 < as_of:
+        raise StateMismatch(f"{state_in} is as of {t0}, not before this run's as-of {as_of}: an incremental "
+                            f"run only moves forward (a backfill is a full rebuild)")
+    prev = {name: spark.read.parquet(f"{state_in}/{name}") for name in (*MIRRORS, *SNAPSHOTS, *STATE_TABLES)}
+    new = {}
+    for name, key in MIRRORS.items():
+        delta = changes[name]
+        kept = prev[name].join(delta.select(key), key, "left_anti")
+        new[name] = _materialise(kept.unionByName(delta.filter(~F.col(DELETED)).drop(DELETED)),
+                                 f"{state_out}/{name}")
+    for name in SNAPSHOTS:
+        new[name] = _materialise(snapshots[name], f"{state_out}/{name}")
+
+    t0_ts, t1_ts = F.lit(t0).cast("timestamp_ntz"), _lit_ts(as_of)
+    lines, txn = changes["order_line_item"], changes["transactions"]
+
+    def orders_of_products(products: DataFrame) -> DataFrame:
+        return new["order_line_item"].join(F.broadcast(products.distinct()), "product_id", "left_semi") \
+            .select("order_id")
+
+    # orders whose contribution to the per-customer state may differ: the order, its lines or its products'
+    # categories changed, or it was placed since the last as-of
+    for_state = (
+        changes["orders"].select("order_id")
+        .unionByName(prev["order_line_item"].join(lines.select("order_li_id"), "order_li_id", "left_semi")
+                     .select("order_id"))
+        .unionByName(lines.filter(~F.col(DELETED)).select("order_id"))
+        .unionByName(orders_of_products(_changed_keys(prev["product"], new["product"], CATEGORY_COLUMNS)))
+        .unionByName(new["orders"].filter((F.col("order_date") >= t0_ts) & (F.col("order_date") < t1_ts))
+                     .select("order_id"))
+    )
+    # and whose enriched rows may differ besides: their payments, or their products' other columns or brand
+    brands = _changed_keys(prev["brand"], new["brand"], BRAND_COLUMNS)
+    products = _changed_keys(prev["product"], new["product"], PRODUCT_COLUMNS).unionByName(
+        prev["product"].unionByName(new["product"]).join(brands, "brand_id", "left_semi").select("product_id"))
+    for_enriched = (
+        prev["transactions"].join(txn.select("transaction_id"), "transaction_id", "left_semi").select("order_id")
+        .unionByName(txn.filter(~F.col(DELETED)).select("order_id"))
+        .unionByName(orders_of_products(products))
+    )
+    for_state = _materialise(for_state.filter(F.col("order_id").isNotNull()).distinct(),
+                             f"{state_out}/_changed_orders")
+    orders = _materialise(for_state.unionByName(for_enriched).filter(F.col("order_id").isNotNull()).distinct(),
+                          f"{state_out}/_replaced_orders")
+
+    def crossing(w: int) -> F.Column:
+        start0, start1 = t0_ts - F.make_dt_interval(days=F.lit(w)), t1_ts - F.make_dt_interval(days=F.lit(w))
+        return (F.col("order_date") >= start0) & (F.col("order_date") < start1)
+
+    crossed = reduce(lambda a, b: a | b, [crossing(w) for w in windows(spec)])
+    customers = (
+        prev["orders"].join(for_state, "order_id", "left_semi").select("customer_id")
+        .unionByName(new["orders"].join(for_state, "order_id", "left_semi").select("customer_id"))
+        .unionByName(new["orders"].filter(crossed).select("customer_id"))
+    ).filter(F.col("customer_id").isNotNull()).distinct()
+    customers = _materialise(customers, f"{state_out}/_recomputed_customers")
+    fresh = customer_state(new["orders"].join(customers, "customer_id", "left_semi"), new["order_line_item"],
+                           new["product"], as_of, spec)
+    state = {name: _materialise(prev[name].join(customers, "customer_id", "left_anti").unionByName(fresh[name]),
+                                f"{state_out}/{name}") for name in STATE_TABLES}
+    _write_meta(spark, state_out, as_of, spec)
+    return {**new, **state}, orders, customers.count()
+
+
+def _write_meta(spark: SparkSession, state_out: str, as_of: datetime, spec: dict) -> None:
+    spark.createDataFrame([(as_of, spec_fingerprint(spec))], "as_of timestamp_ntz, spec string") \
+        .write.mode("overwrite").parquet(f"{state_out}/meta")
+
+
+def run(spark: SparkSession, inputs: dict[str, str], as_of: datetime, spec: dict, out: str,
+        state_in: str | None = None, state_out: str | None = None) -> dict[str, int]:
+    """Every output as of ``as_of`` into ``out``. A full rebuild reads every input in full; with ``state_in``
+    (incremental, ``state_out`` required) the mirrored inputs are change sets (:func:`advance_state`) and
+    ``orders_enriched`` holds the rows of the orders listed in ``orders_enriched_replaced`` only (the
+    publish replaces those orders' rows). ``state_out``: where the state for the next run goes."""
     read = {name: spark.read.parquet(uri) for name, uri in inputs.items() if name != "visitor_map"}
     vmap = spark.read.csv(inputs["visitor_map"], header=True, schema="fullVisitorId string, customer_id string") \
         .filter(F.col("fullVisitorId").isNotNull() & F.col("customer_id").isNotNull()).distinct()
     excluded = spec["rfm"].get("excluded_statuses", [])
-    orders = read["orders"].cache()
-    stats = rfm_rows = None
+    cached: list[DataFrame] = []
+    counts: dict[str, int] = {}
     try:
-        stats = order_stats(orders, as_of, spec["rfm"], spec["metrics"]).cache()
-        rfm_rows = rfm(orders, as_of, spec["rfm"], spec["rfm_segments"], stats).cache()
-        metrics = audience_metrics(orders, read["order_line_item"], read["product"], read["web_analytics"],
-                                   as_of, spec["metrics"], excluded, stats)
+        if state_in is not None:
+            if state_out is None:
+                raise ValueError("an incremental run (--state-in) needs --state-out")
+            state, replaced, counts["recomputed_customers"] = advance_state(
+                spark, {n: read[n] for n in MIRRORS}, {n: read[n] for n in SNAPSHOTS}, state_in, state_out,
+                as_of, spec)
+            subset = {n: state[n].join(replaced, "order_id", "left_semi") for n in MIRRORS}
+            enriched = orders_enriched(subset["orders"], subset["order_line_item"], state["product"],
+                                       state["brand"], subset["transactions"], as_of)
+            replaced.write.mode("overwrite").parquet(f"{out}/orders_enriched_replaced")
+            counts["orders_enriched_replaced"] = replaced.count()
+            tables = state
+        else:
+            tables = read
+            orders = read["orders"].cache()
+            cached.append(orders)
+            state = customer_state(orders, read["order_line_item"], read["product"], as_of, spec)
+            if state_out is not None:
+                for name in (*MIRRORS, *SNAPSHOTS):
+                    read[name].write.mode("overwrite").parquet(f"{state_out}/{name}")
+                state = {name: _materialise(df, f"{state_out}/{name}") for name, df in state.items()}
+                _write_meta(spark, state_out, as_of, spec)
+            else:
+                state["order_stats"] = state["order_stats"].cache()
+                cached.append(state["order_stats"])
+            enriched = orders_enriched(orders, read["order_line_item"], read["product"], read["brand"],
+                                       read["transactions"], as_of)
+        rfm_rows = rfm(None, as_of, spec["rfm"], spec["rfm_segments"], state["order_stats"]).cache()
+        cached.append(rfm_rows)
+        metrics = audience_metrics(tables["orders"], tables["order_line_item"], tables["product"],
+                                   read["web_analytics"], as_of, spec["metrics"], excluded, state["order_stats"],
+                                   state["line_stats"])
         outputs = {
-            "orders_enriched": orders_enriched(orders, read["order_line_item"], read["product"], read["brand"],
-                                               read["transactions"], as_of),
+            "orders_enriched": enriched,
             "rfm": rfm_rows,
             "segment_membership": segment_membership(metrics, spec["audiences"], rfm_rows, as_of),
-            "customer_profile": customer_profile(read["customer"], vmap, orders, read["order_line_item"],
-                                                 read["product"], read["web_analytics"], rfm_rows, as_of,
-                                                 excluded),
+            "customer_profile": customer_profile(read["customer"], vmap, state["summary"], state["category_qty"],
+                                                 read["web_analytics"], rfm_rows, as_of),
         }
-        counts = {}
         for name, df in outputs.items():
             df.write.mode("overwrite").parquet(f"{out}/{name}")
             counts[name] = spark.read.parquet(f"{out}/{name}").count()
     finally:
         # a Spark Connect server shares its cache across sessions and keeps it after the job: a cached
         # plan left behind would serve the next run's read of the same path with this run's data
-        for df in (rfm_rows, stats, orders):
-            if df is not None:
-                df.unpersist()
+        for df in reversed(cached):
+            df.unpersist()
     return counts
 
 
@@ -434,12 +668,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--as-of", required=True, help="ISO timestamp: outputs as of this instant (exclusive)")
     parser.add_argument("--spec", required=True, help="base64 JSON of include/c360/segments.yaml")
     parser.add_argument("--out", required=True)
+    parser.add_argument("--state-in", help="incremental: the state an earlier run left (--inputs' orders, "
+                                           "line items and transactions are then change sets)")
+    parser.add_argument("--state-out", help="where to leave the state for the next (incremental) run")
     args = parser.parse_args(argv)
     inputs = json.loads(base64.b64decode(args.inputs))
     spec = json.loads(base64.b64decode(args.spec))
     as_of = datetime.fromisoformat(args.as_of).replace(tzinfo=None)
     with jobkit.job_session("c360_customer360", args) as spark:
-        counts = run(spark, inputs, as_of, spec, args.out)
+        counts = run(spark, inputs, as_of, spec, args.out, args.state_in, args.state_out)
     print(json.dumps({"as_of": args.as_of, **counts}))
     return 0
 
