@@ -167,7 +167,8 @@ def _plant(source: Source) -> None:
                product_id=products[2])
 
 
-def test_incremental_days_equal_full_rebuilds(spark, tmp_path):
+def test_incremental_days_equal_full_rebuilds(spark, tmp_path, monkeypatch):
+    monkeypatch.setattr(job, "MAX_LAYERS", 2)  # the mirrors are compacted on days 2 and 4, layered otherwise
     source = Source()
     _plant(source)
     snapshots, state, enriched = {}, None, None
@@ -226,3 +227,37 @@ def test_a_state_built_with_another_spec_is_refused(spark, tmp_path):
     with pytest.raises(job.StateMismatch, match="another segments spec"):
         job.run(spark, _write_inputs(tmp_path / "in1", inputs, source.visitor_map), DAYS[1], other,
                 (tmp_path / "o1").as_uri(), (tmp_path / "s0").as_uri(), (tmp_path / "s1").as_uri())
+
+
+# ---- identity resolution: re-resolving the changed components equals resolving everyone ------------------
+
+import hypothesis  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_PEOPLE = st.lists(st.tuples(st.sampled_from(["a@x.io", " A@X.IO", "b@x.io", "c@x.io", None, "no-at-sign"]),
+                             st.sampled_from(["+1 555 0100 001", "5550100001", "555-0100-002", None, "12"])),
+                   min_size=1, max_size=12)
+
+
+@hypothesis.settings(max_examples=5, derandomize=True, deadline=None, database=None)
+@hypothesis.given(before=_PEOPLE, after=_PEOPLE,
+                  visits=st.lists(st.tuples(st.sampled_from(["V1", "V2"]), st.integers(0, 11)), max_size=4))
+@hypothesis.example(before=[("a@x.io", None), ("b@x.io", "5550100001"), (" A@X.IO", "5550100001")],
+                    after=[("a@x.io", None), ("b@x.io", None), (" A@X.IO", "5550100001"), ("c@x.io", None)],
+                    visits=[("V1", 1), ("V1", 3)])  # a split, a newcomer, a link by visitor id
+def test_advancing_identities_equals_resolving_everyone(spark, before, after, visits):
+    def frames(people):
+        customers = spark.createDataFrame([(f"C{i:02d}", e, p) for i, (e, p) in enumerate(people)],
+                                          "customer_id string, email_address string, phone_number string")
+        vmap = spark.createDataFrame([(v, f"C{i:02d}") for v, i in visits],
+                                     "fullVisitorId string, customer_id string")
+        return customers, vmap
+
+    old_customers, old_vmap = frames(before)
+    new_customers, new_vmap = frames(after)
+    prev_keys = job.identity_keys(old_customers, old_vmap).localCheckpoint()
+    prev_ids = job.resolve_identities(old_customers, old_vmap, keys=prev_keys)
+    keys = job.identity_keys(new_customers, new_vmap).localCheckpoint()
+    advanced = job.advance_identities(new_customers, prev_ids, prev_keys, keys)
+    expected = job.resolve_identities(new_customers, new_vmap)
+    assert sorted(map(tuple, advanced.collect())) == sorted(map(tuple, expected.collect()))

@@ -346,12 +346,19 @@ def normalise_phone(c) -> F.Column:
     return F.when(F.length(digits) >= 7, F.substring(digits, -10, 10))
 
 
-def resolve_identities(customers: DataFrame, visitor_map: DataFrame, max_iterations: int = 50) -> DataFrame:
-    """customer_id → profile_id: connected components over shared email, phone and visitor id."""
-    keys = customers.select("customer_id", F.concat(F.lit("e:"), normalise_email("email_address")).alias("k")) \
+def identity_keys(customers: DataFrame, visitor_map: DataFrame) -> DataFrame:
+    """(customer_id, k): each customer's normalised email (``e:``), phone (``p:``) and visitor ids (``v:``)."""
+    return customers.select("customer_id", F.concat(F.lit("e:"), normalise_email("email_address")).alias("k")) \
         .unionByName(customers.select("customer_id", F.concat(F.lit("p:"), normalise_phone("phone_number")).alias("k"))) \
         .unionByName(visitor_map.select("customer_id", F.concat(F.lit("v:"), F.col("fullVisitorId")).alias("k"))) \
-        .filter(F.col("k").isNotNull()).join(customers.select("customer_id"), "customer_id").distinct().cache()
+        .filter(F.col("k").isNotNull()).join(customers.select("customer_id"), "customer_id").distinct()
+
+
+def resolve_identities(customers: DataFrame, visitor_map: DataFrame, max_iterations: int = 50,
+                       keys: DataFrame | None = None) -> DataFrame:
+    """customer_id → profile_id: connected components over shared email, phone and visitor id (``keys``:
+    :func:`identity_keys`, computed if absent)."""
+    keys = (keys if keys is not None else identity_keys(customers, visitor_map)).cache()
     labels = initial = customers.select("customer_id", F.col("customer_id").alias("label")).cache()
     for _ in range(max_iterations):
         key_min = keys.join(labels, "customer_id").groupBy("k").agg(F.min("label").alias("key_label"))
@@ -372,11 +379,35 @@ def resolve_identities(customers: DataFrame, visitor_map: DataFrame, max_iterati
     return labels.withColumnRenamed("label", "profile_id")
 
 
+def advance_identities(customers: DataFrame, prev_ids: DataFrame, prev_keys: DataFrame,
+                       keys: DataFrame) -> DataFrame:
+    """The profiles of ``customers`` (keys ``keys``) from the previous resolution (``prev_ids`` over
+    ``prev_keys``), re-resolving only the components that can change: those of customers whose keys changed
+    (or who came or went) and of customers sharing a new key with them. That set is closed: an edge leaving
+    it would join a customer whose keys did not change to one whose keys did not either (an old edge, inside
+    an old component, so inside the set) or to one sharing a new key with a changed one (in the set)."""
+    ids = customers.select("customer_id")
+    changed = prev_keys.subtract(keys).unionByName(keys.subtract(prev_keys)).select("customer_id") \
+        .unionByName(ids.subtract(prev_ids.select("customer_id"))) \
+        .unionByName(prev_ids.select("customer_id").subtract(ids)).distinct()
+    linked = keys.join(keys.join(changed, "customer_id", "left_semi").select("k").distinct(), "k", "left_semi") \
+        .select("customer_id")
+    labels = prev_ids.join(changed.unionByName(linked), "customer_id", "left_semi").select("profile_id").distinct()
+    members = prev_ids.join(labels, "profile_id", "left_semi").select("customer_id") \
+        .unionByName(changed).unionByName(linked).distinct().join(ids, "customer_id", "left_semi")
+    members = members.localCheckpoint()
+    subset = customers.join(members, "customer_id", "left_semi")
+    resolved = resolve_identities(subset, None, keys=keys.join(members, "customer_id", "left_semi"))
+    return prev_ids.join(ids, "customer_id", "left_semi").join(members, "customer_id", "left_anti") \
+        .unionByName(resolved)
+
+
 def customer_profile(customers: DataFrame, visitor_map: DataFrame, summary: DataFrame, category_qty: DataFrame,
-                     web: DataFrame, rfm_rows: DataFrame, as_of: datetime) -> DataFrame:
-    """One row per resolved person; purchases from the per-customer :func:`purchase_summary` and
-    :func:`category_quantities` (sums over the person's customers: an order belongs to one customer)."""
-    ids = resolve_identities(customers, visitor_map)
+                     web: DataFrame, rfm_rows: DataFrame, as_of: datetime, ids: DataFrame | None = None) -> DataFrame:
+    """One row per resolved person (``ids``: :func:`resolve_identities`, computed if absent); purchases from
+    the per-customer :func:`purchase_summary` and :func:`category_quantities` (sums over the person's
+    customers: an order belongs to one customer)."""
+    ids = ids if ids is not None else resolve_identities(customers, visitor_map)
     members = customers.join(ids, "customer_id")
     survivor_w = Window.partitionBy("profile_id").orderBy(F.col("updated_at").desc_nulls_last(), "customer_id")
     survivor = members.withColumn("_rn", F.row_number().over(survivor_w)).filter("_rn = 1").select(
@@ -464,11 +495,17 @@ def customer_profile(customers: DataFrame, visitor_map: DataFrame, summary: Data
 
 # The state a run leaves for the next one (``--state-out``; read back by an incremental run's ``--state-in``):
 # mirrors of the large inputs (business key each), snapshots of the small ones, the per-customer aggregates
-# (:func:`customer_state`) and ``meta`` (as-of, segment spec fingerprint).
+# (:func:`customer_state`), the identity keys and resolved profiles (:func:`advance_identities`) and
+# ``meta`` (as-of, segment spec fingerprint, the mirrors' layers).
 MIRRORS = {"orders": "order_id", "order_line_item": "order_li_id", "transactions": "transaction_id"}
 SNAPSHOTS = ("product", "brand")
 STATE_TABLES = ("order_stats", "line_stats", "summary", "category_qty")
 DELETED = "_deleted"  # an incremental run's change sets: the current row of a changed key, or the key deleted
+# A mirror is a base plus the change sets since (read_mirror): a run adds its change set as a layer, and
+# rewrites the mirror as one base past this many layers or rows in them. A state lists the layers of earlier
+# states: the caller keeps a state's folder while a later state it will advance refers to it.
+MAX_LAYERS = 8
+MAX_LAYER_ROWS = 2_000_000
 # the columns of the small inputs that orders_enriched and the metrics read (other changes affect no output)
 PRODUCT_COLUMNS = ("product_id", "product_name", "product_category", "product_subcategory", "brand_id",
                    "sale_price")
@@ -533,13 +570,19 @@ def advance_state(spark: SparkSession, changes: dict[str, DataFrame], snapshots:
     if not t0 < as_of:
         raise StateMismatch(f"{state_in} is as of {t0}, not before this run's as-of {as_of}: an incremental "
                             f"run only moves forward (a backfill is a full rebuild)")
-    prev = {name: spark.read.parquet(f"{state_in}/{name}") for name in (*MIRRORS, *SNAPSHOTS, *STATE_TABLES)}
-    new = {}
+    prev_layers = json.loads(meta[0]["layers"])
+    prev = {name: spark.read.parquet(f"{state_in}/{name}") for name in (*SNAPSHOTS, *STATE_TABLES)}
+    new, layers = {}, {}
     for name, key in MIRRORS.items():
-        delta = changes[name]
-        kept = prev[name].join(delta.select(key), key, "left_anti")
-        new[name] = _materialise(kept.unionByName(delta.filter(~F.col(DELETED)).drop(DELETED)),
-                                 f"{state_out}/{name}")
+        prev[name] = read_mirror(spark, prev_layers[name], key)
+        changes[name].write.mode("overwrite").parquet(f"{state_out}/{name}")
+        layers[name] = [*prev_layers[name], f"{state_out}/{name}"]
+        if len(layers[name]) > MAX_LAYERS or sum(
+                spark.read.parquet(u).count() for u in layers[name][1:]) > MAX_LAYER_ROWS:
+            compacted = f"{state_out}/{name}_compacted"
+            read_mirror(spark, layers[name], key).write.mode("overwrite").parquet(compacted)
+            layers[name] = [compacted]
+        new[name] = read_mirror(spark, layers[name], key)
     for name in SNAPSHOTS:
         new[name] = _materialise(snapshots[name], f"{state_out}/{name}")
 
@@ -590,12 +633,28 @@ def advance_state(spark: SparkSession, changes: dict[str, DataFrame], snapshots:
                            new["product"], as_of, spec)
     state = {name: _materialise(prev[name].join(customers, "customer_id", "left_anti").unionByName(fresh[name]),
                                 f"{state_out}/{name}") for name in STATE_TABLES}
-    _write_meta(spark, state_out, as_of, spec)
+    _write_meta(spark, state_out, as_of, spec, layers)
     return {**new, **state}, orders, customers.count()
 
 
-def _write_meta(spark: SparkSession, state_out: str, as_of: datetime, spec: dict) -> None:
-    spark.createDataFrame([(as_of, spec_fingerprint(spec))], "as_of timestamp_ntz, spec string") \
+def read_mirror(spark: SparkSession, layers: list[str], key: str) -> DataFrame:
+    """A mirrored input's current rows from its layers (a base, then change sets oldest first): each layer's
+    rows whose key no later layer holds (a later layer's row or deletion wins). The change layers are small
+    (at most ``MAX_LAYER_ROWS`` rows together): their keys are broadcast, the base is scanned, never rewritten."""
+    frames = [spark.read.parquet(u) for u in layers]
+    out = None
+    for i, df in enumerate(frames):
+        rows = df.filter(~F.col(DELETED)).drop(DELETED) if DELETED in df.columns else df
+        later = [f.select(key) for f in frames[i + 1:]]
+        if later:
+            rows = rows.join(F.broadcast(reduce(DataFrame.unionByName, later)), key, "left_anti")
+        out = rows if out is None else out.unionByName(rows)
+    return out
+
+
+def _write_meta(spark: SparkSession, state_out: str, as_of: datetime, spec: dict, layers: dict) -> None:
+    spark.createDataFrame([(as_of, spec_fingerprint(spec), json.dumps(layers))],
+                          "as_of timestamp_ntz, spec string, layers string") \
         .write.mode("overwrite").parquet(f"{state_out}/meta")
 
 
@@ -624,6 +683,10 @@ def run(spark: SparkSession, inputs: dict[str, str], as_of: datetime, spec: dict
             replaced.write.mode("overwrite").parquet(f"{out}/orders_enriched_replaced")
             counts["orders_enriched_replaced"] = replaced.count()
             tables = state
+            keys = _materialise(identity_keys(read["customer"], vmap), f"{state_out}/identity_keys")
+            ids = _materialise(advance_identities(read["customer"], spark.read.parquet(f"{state_in}/identities"),
+                                                  spark.read.parquet(f"{state_in}/identity_keys"), keys),
+                               f"{state_out}/identities")
         else:
             tables = read
             orders = read["orders"].cache()
@@ -633,8 +696,11 @@ def run(spark: SparkSession, inputs: dict[str, str], as_of: datetime, spec: dict
                 for name in (*MIRRORS, *SNAPSHOTS):
                     read[name].write.mode("overwrite").parquet(f"{state_out}/{name}")
                 state = {name: _materialise(df, f"{state_out}/{name}") for name, df in state.items()}
-                _write_meta(spark, state_out, as_of, spec)
+                keys = _materialise(identity_keys(read["customer"], vmap), f"{state_out}/identity_keys")
+                ids = _materialise(resolve_identities(read["customer"], vmap, keys=keys), f"{state_out}/identities")
+                _write_meta(spark, state_out, as_of, spec, {n: [f"{state_out}/{n}"] for n in MIRRORS})
             else:
+                ids = None  # resolved by customer_profile
                 state["order_stats"] = state["order_stats"].cache()
                 cached.append(state["order_stats"])
             enriched = orders_enriched(orders, read["order_line_item"], read["product"], read["brand"],
@@ -649,7 +715,7 @@ def run(spark: SparkSession, inputs: dict[str, str], as_of: datetime, spec: dict
             "rfm": rfm_rows,
             "segment_membership": segment_membership(metrics, spec["audiences"], rfm_rows, as_of),
             "customer_profile": customer_profile(read["customer"], vmap, state["summary"], state["category_qty"],
-                                                 read["web_analytics"], rfm_rows, as_of),
+                                                 read["web_analytics"], rfm_rows, as_of, ids),
         }
         for name, df in outputs.items():
             df.write.mode("overwrite").parquet(f"{out}/{name}")
