@@ -245,6 +245,9 @@ _PEOPLE = st.lists(st.tuples(st.sampled_from(["a@x.io", " A@X.IO", "b@x.io", "c@
 @hypothesis.example(before=[("a@x.io", None), ("b@x.io", "5550100001"), (" A@X.IO", "5550100001")],
                     after=[("a@x.io", None), ("b@x.io", None), (" A@X.IO", "5550100001"), ("c@x.io", None)],
                     visits=[("V1", 1), ("V1", 3)])  # a split, a newcomer, a link by visitor id
+@hypothesis.example(before=[("a@x.io", None), ("b@x.io", None), ("c@x.io", "12")],
+                    after=[("a@x.io", None), (" A@X.IO", None), ("c@x.io", "12")],
+                    visits=[])  # a changed customer joins an unchanged one's person
 def test_advancing_identities_equals_resolving_everyone(spark, before, after, visits):
     def frames(people):
         customers = spark.createDataFrame([(f"C{i:02d}", e, p) for i, (e, p) in enumerate(people)],

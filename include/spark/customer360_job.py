@@ -394,7 +394,7 @@ def advance_identities(customers: DataFrame, prev_ids: DataFrame, prev_keys: Dat
         .select("customer_id")
     labels = prev_ids.join(changed.unionByName(linked), "customer_id", "left_semi").select("profile_id").distinct()
     members = prev_ids.join(labels, "profile_id", "left_semi").select("customer_id") \
-        .unionByName(changed).unionByName(linked).distinct().join(ids, "customer_id", "left_semi")
+        .unionByName(changed).distinct().join(ids, "customer_id", "left_semi")  # linked: via their labels
     members = members.localCheckpoint()
     subset = customers.join(members, "customer_id", "left_semi")
     resolved = resolve_identities(subset, None, keys=keys.join(members, "customer_id", "left_semi"))
