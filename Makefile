@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed-$(shell cat $(REQS) | cksum | cut -d' ' -f1)
 export PYTHONPATH := $(CURDIR)/include:$(CURDIR)/include/spark
 export SODA_CORE_TELEMETRY_ENABLED := false
 
-.PHONY: install browser demo test up down psql quarantine bench bench-rfm bench-stage bench-publishing lint generate erasure-request
+.PHONY: install browser demo test up down psql quarantine bench bench-rfm bench-stage bench-c360 bench-publishing lint generate erasure-request
 
 install: $(STAMP)
 
@@ -55,6 +55,9 @@ lint: install
 
 bench-stage: install   ## a full load's staging (orders, 20M raw rows): Spark job vs DuckDB, same files, results compared
 	$(PY) bench/stage.py $(BENCH_ARGS)
+
+bench-c360: install    ## one day of Customer 360 (1M customers, 20M orders): incremental vs full rebuild, outputs compared
+	$(PY) bench/customer360.py $(BENCH_ARGS)
 
 bench: install         ## the daily platform at scale vs same-run references: make bench [BENCH_ARGS="--customers N --orders M"]
 	$(PY) bench/daily_platform.py $(BENCH_ARGS)

@@ -35,6 +35,7 @@ from __future__ import annotations
 import base64
 import json
 import sys
+import time
 from datetime import datetime
 from functools import reduce
 
@@ -360,7 +361,8 @@ def resolve_identities(customers: DataFrame, visitor_map: DataFrame, max_iterati
     :func:`identity_keys`, computed if absent)."""
     keys = (keys if keys is not None else identity_keys(customers, visitor_map)).cache()
     labels = initial = customers.select("customer_id", F.col("customer_id").alias("label")).cache()
-    for _ in range(max_iterations):
+    started = time.perf_counter()
+    for iteration in range(1, max_iterations + 1):
         key_min = keys.join(labels, "customer_id").groupBy("k").agg(F.min("label").alias("key_label"))
         proposed = keys.join(key_min, "k").groupBy("customer_id").agg(F.min("key_label").alias("proposed"))
         new = labels.join(proposed, "customer_id", "left").select(
@@ -370,6 +372,8 @@ def resolve_identities(customers: DataFrame, visitor_map: DataFrame, max_iterati
             .filter(F.col("label") != F.col("old")).count()
         labels = new
         if changed == 0:
+            print(f"identities resolved in {iteration} iterations, {time.perf_counter() - started:.1f} s",
+                  file=sys.stderr, flush=True)
             break
     else:
         raise RuntimeError(f"identity resolution did not converge in {max_iterations} iterations")
@@ -530,9 +534,26 @@ def windows(spec: dict) -> list[int]:
                                                  if m["kind"] in kinds]})
 
 
+# Up to this many keys a semi-join's key side is broadcast (its rows to every task) instead of shuffling both
+BROADCAST_ROWS = 5_000_000
+
+
+def _small(df: DataFrame, limit: int) -> DataFrame:
+    """``df`` marked for broadcast if it has at most ``limit`` rows (``df`` is materialised: counting is cheap)."""
+    return F.broadcast(df) if df.count() <= limit else df
+
+
+def _write(df: DataFrame, uri: str) -> None:
+    """Write ``df`` to ``uri`` as Parquet, logging how long it took (the task log shows where the time goes)."""
+    started = time.perf_counter()
+    df.write.mode("overwrite").parquet(uri)
+    print(f"wrote {uri.rstrip('/').rsplit('/', 2)[-2:]} in {time.perf_counter() - started:.1f} s", file=sys.stderr,
+          flush=True)
+
+
 def _materialise(df: DataFrame, uri: str) -> DataFrame:
     """Write ``df`` to ``uri`` and read it back: later steps read the files, not the plan (computed once)."""
-    df.write.mode("overwrite").parquet(uri)
+    _write(df, uri)
     return df.sparkSession.read.parquet(uri)
 
 
@@ -575,12 +596,12 @@ def advance_state(spark: SparkSession, changes: dict[str, DataFrame], snapshots:
     new, layers = {}, {}
     for name, key in MIRRORS.items():
         prev[name] = read_mirror(spark, prev_layers[name], key)
-        changes[name].write.mode("overwrite").parquet(f"{state_out}/{name}")
+        _write(changes[name], f"{state_out}/{name}")
         layers[name] = [*prev_layers[name], f"{state_out}/{name}"]
         if len(layers[name]) > MAX_LAYERS or sum(
                 spark.read.parquet(u).count() for u in layers[name][1:]) > MAX_LAYER_ROWS:
             compacted = f"{state_out}/{name}_compacted"
-            read_mirror(spark, layers[name], key).write.mode("overwrite").parquet(compacted)
+            _write(read_mirror(spark, layers[name], key), compacted)
             layers[name] = [compacted]
         new[name] = read_mirror(spark, layers[name], key)
     for name in SNAPSHOTS:
@@ -629,8 +650,16 @@ def advance_state(spark: SparkSession, changes: dict[str, DataFrame], snapshots:
         .unionByName(new["orders"].filter(crossed).select("customer_id"))
     ).filter(F.col("customer_id").isNotNull()).distinct()
     customers = _materialise(customers, f"{state_out}/_recomputed_customers")
-    fresh = customer_state(new["orders"].join(customers, "customer_id", "left_semi"), new["order_line_item"],
-                           new["product"], as_of, spec)
+    # the recomputed customers' orders and their lines, read from the mirrors once for all four aggregates
+    # (only the columns the aggregates read)
+    their_orders = _materialise(
+        new["orders"].select("order_id", "customer_id", "order_date", "order_status", "total_amount")
+        .join(_small(customers, BROADCAST_ROWS), "customer_id", "left_semi"), f"{state_out}/_recomputed_orders")
+    their_lines = _materialise(
+        new["order_line_item"].select("order_id", "product_id", "qty")
+        .join(_small(their_orders.select("order_id"), BROADCAST_ROWS), "order_id", "left_semi"),
+        f"{state_out}/_recomputed_lines")
+    fresh = customer_state(their_orders, their_lines, new["product"], as_of, spec)
     state = {name: _materialise(prev[name].join(customers, "customer_id", "left_anti").unionByName(fresh[name]),
                                 f"{state_out}/{name}") for name in STATE_TABLES}
     _write_meta(spark, state_out, as_of, spec, layers)
@@ -680,7 +709,7 @@ def run(spark: SparkSession, inputs: dict[str, str], as_of: datetime, spec: dict
             subset = {n: state[n].join(replaced, "order_id", "left_semi") for n in MIRRORS}
             enriched = orders_enriched(subset["orders"], subset["order_line_item"], state["product"],
                                        state["brand"], subset["transactions"], as_of)
-            replaced.write.mode("overwrite").parquet(f"{out}/orders_enriched_replaced")
+            _write(replaced, f"{out}/orders_enriched_replaced")
             counts["orders_enriched_replaced"] = replaced.count()
             tables = state
             keys = _materialise(identity_keys(read["customer"], vmap), f"{state_out}/identity_keys")
@@ -694,7 +723,7 @@ def run(spark: SparkSession, inputs: dict[str, str], as_of: datetime, spec: dict
             state = customer_state(orders, read["order_line_item"], read["product"], as_of, spec)
             if state_out is not None:
                 for name in (*MIRRORS, *SNAPSHOTS):
-                    read[name].write.mode("overwrite").parquet(f"{state_out}/{name}")
+                    _write(read[name], f"{state_out}/{name}")
                 state = {name: _materialise(df, f"{state_out}/{name}") for name, df in state.items()}
                 keys = _materialise(identity_keys(read["customer"], vmap), f"{state_out}/identity_keys")
                 ids = _materialise(resolve_identities(read["customer"], vmap, keys=keys), f"{state_out}/identities")
@@ -718,7 +747,7 @@ def run(spark: SparkSession, inputs: dict[str, str], as_of: datetime, spec: dict
                                                  read["web_analytics"], rfm_rows, as_of, ids),
         }
         for name, df in outputs.items():
-            df.write.mode("overwrite").parquet(f"{out}/{name}")
+            _write(df, f"{out}/{name}")
             counts[name] = spark.read.parquet(f"{out}/{name}").count()
     finally:
         # a Spark Connect server shares its cache across sessions and keeps it after the job: a cached
