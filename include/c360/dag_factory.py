@@ -251,6 +251,13 @@ def build_derived_dag(d: Derived, *, doc_md: str | None = None) -> DAG:
         default_args={**DEFAULT_ARGS, "owner": d.owner},
         tags=["c360", d.name, "derived", cadence_label(d.cadence.schedule)],
         doc_md=doc_md,
+        params={
+            "full_refresh": Param(
+                False, type="boolean",
+                description="Rebuild every output from the published inputs instead of advancing the last "
+                            "run's state by the rows changed since.",
+            )
+        },
     ) as dag:
 
         @task.sensor(task_id="wait_for_inputs", poke_interval=300, timeout=6 * 3600, mode="reschedule")
@@ -272,12 +279,17 @@ def build_derived_dag(d: Derived, *, doc_md: str | None = None) -> DAG:
             from c360.registry import load_registry
 
             as_of = context["data_interval_end"]
-            uris = products.export_inputs(d, as_of)
+            exported = products.export_inputs(d, as_of, full_refresh=bool(context["params"].get("full_refresh")))
+            uris = exported["inputs"]
+            print(f"{exported['mode']} build: {exported['reason']}")
             registry = load_registry()
             lineage.attach(context, [lineage.warehouse_table("in", t) for t in products.input_tables(d)],
                            [lineage.lake_path("out", u, facets=lineage.pii_facets(registry[n].columns))
                             for n, u in uris.items() if n != "visitor_map"])
-            return {"inputs": base64.b64encode(json.dumps(uris).encode()).decode(),
+            return {**{k: v for k, v in exported.items() if k != "inputs"},
+                    "inputs": base64.b64encode(json.dumps(uris).encode()).decode(),
+                    "spark_state_in": lake.spark_uri(exported["state_in"]) if exported["state_in"] else "",
+                    "spark_state_out": lake.spark_uri(exported["state_out"]) if exported["state_out"] else "",
                     "out": lake.spark_uri(products.partition(d, as_of, "outputs", "")).rstrip("/"),
                     "as_of": as_of.isoformat()}
 
@@ -288,6 +300,8 @@ def build_derived_dag(d: Derived, *, doc_md: str | None = None) -> DAG:
                 "--as-of", f"{{{{ {xcom}['as_of'] }}}}",
                 "--spec", spec,
                 "--out", f"{{{{ {xcom}['out'] }}}}",
+                "--state-in", f"{{{{ {xcom}['spark_state_in'] }}}}",
+                "--state-out", f"{{{{ {xcom}['spark_state_out'] }}}}",
             ],
             [lake_asset("analytics", d.name)],
         )
@@ -297,7 +311,8 @@ def build_derived_dag(d: Derived, *, doc_md: str | None = None) -> DAG:
             from c360 import lineage, products
 
             as_of = context["data_interval_end"]
-            loaded = products.load_outputs(d, as_of)
+            mode = context["ti"].xcom_pull(task_ids="export_inputs", key="mode")
+            loaded = products.load_outputs(d, as_of, mode)
             lineage.attach(
                 context, [lineage.lake_path("in", products.partition(d, as_of, "outputs", o.name)) for o in d.outputs],
                 [lineage.warehouse_table("out", loaded[o.name]["batch_table"], rows=loaded[o.name]["rows"],
@@ -319,7 +334,9 @@ def build_derived_dag(d: Derived, *, doc_md: str | None = None) -> DAG:
         def publish_outputs(loaded: dict[str, Any], **context: Any) -> dict[str, Any]:
             from c360 import lineage, products
 
-            published = products.publish_outputs(d, _interval(context), context["data_interval_end"], loaded)
+            exported = context["ti"].xcom_pull(task_ids="export_inputs")
+            published = products.publish_outputs(d, _interval(context), context["data_interval_end"], loaded,
+                                                 exported)
             lineage.attach(context, [lineage.warehouse_table("in", loaded[o.name]["batch_table"]) for o in d.outputs],
                            lineage.published_tables([(o, published.get(o.name)) for o in d.outputs]))
             return published

@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from c360 import lake, pg, settings, warehouse
+from c360 import lake, pg, products, settings, warehouse
 from c360.registry import Dataset, DerivedOutput, ErasureLink, Registry, load_registry
 from c360.warehouse import ident, sql_file
 
@@ -751,6 +751,11 @@ def _process(request_id: int, run_id: str | None, registry: Registry) -> dict[st
                 warehouse.audit(conn, "erasure", table, rows, detail={**detail, "layer": "warehouse"})
         conn.execute(sql_file("erasure/request_erasing.sql"),
                      {"id": request_id, "identifiers": person.to_json(), "run_id": run_id})
+        # the derived products' incremental states mirror the inputs (the person's rows too): forgotten, so
+        # the next runs rebuild from the erased tables; their folders deleted below
+        stateful = products.forget_states(conn)
+    for d in stateful:
+        products.drop_states(d)
     log.info("erasure request %s: %s rows removed from the warehouse (%s ids suppressed)", request_id,
              sum(tables.values()), new)
     files = erase_lake(person, registry)

@@ -355,6 +355,9 @@ class Derived(_Strict):
     start_date: date | None = None  # as for datasets: the first as-of date; None: C360_START_DATE
     # days the lake keeps a run's analytics partition (input snapshots and outputs) after its as-of date
     retention_days: int | None = Field(None, ge=1)
+    # inputs an incremental run reads as change sets since the previous run's export (c360.products): the
+    # Spark job mirrors them in its state; empty: every run is a full rebuild
+    incremental_inputs: tuple[str, ...] = ()
 
     @property
     def first_date(self) -> date:
@@ -374,6 +377,9 @@ class Derived(_Strict):
         stray = [i for i in self.optional_inputs if i not in self.inputs]
         if stray:
             raise ValueError(f"optional_inputs {stray} are not among its inputs")
+        stray = [i for i in self.incremental_inputs if i not in self.inputs or i in self.optional_inputs]
+        if stray:
+            raise ValueError(f"incremental_inputs {stray} are not among its required inputs")
         return self
 
     @property

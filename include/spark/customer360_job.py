@@ -771,7 +771,8 @@ def main(argv: list[str] | None = None) -> int:
     spec = json.loads(base64.b64decode(args.spec))
     as_of = datetime.fromisoformat(args.as_of).replace(tzinfo=None)
     with jobkit.job_session("c360_customer360", args) as spark:
-        counts = run(spark, inputs, as_of, spec, args.out, args.state_in, args.state_out)
+        # an empty value is no state (the DAG passes both on every run)
+        counts = run(spark, inputs, as_of, spec, args.out, args.state_in or None, args.state_out or None)
     print(json.dumps({"as_of": args.as_of, **counts}))
     return 0
 

@@ -149,3 +149,16 @@ create or replace trigger audit_log_append_only before update or delete on gover
 create or replace trigger audit_log_no_truncate before truncate on governance.audit_log
     for each statement execute function governance.refuse_audit_change();
 revoke all on governance.audit_log from public;
+
+-- The state an incremental derived-product run advances (c360.products): the Spark job's state folder as of
+-- the product's published current outputs, and the snapshot of the export it was built from (the next run
+-- exports the rows written by transactions that snapshot did not see). Written in the publish transaction.
+create table if not exists meta.derived_state (
+    product     text        primary key,
+    as_of       timestamptz not null,
+    state_uri   text        not null,
+    snapshot    text        not null,  -- pg_snapshot of the export, as text
+    spec        text        not null,  -- fingerprint of the segments spec the state was computed with
+    dag_run_id  text,
+    recorded_at timestamptz not null default now()
+);
